@@ -1,0 +1,32 @@
+# nsqpy: `make run` starts a local node, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA := .run-data
+
+.PHONY: run test venv bench fuzz clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p $(DATA)/nsqd
+	$(BIN)/python -m nsqpy.devcluster --data-dir $(DATA)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_bench.py
+
+fuzz: $(STAMP)
+	NSQPY_FUZZ_EXAMPLES=$${NSQPY_FUZZ_EXAMPLES:-1000000} $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/test_protocol_fuzz.py
+
+clean:
+	rm -rf $(VENV) $(DATA) build *.egg-info src/*.egg-info
