@@ -1,0 +1,55 @@
+"""What a channel needs from a subscribed connection, without knowing it is a socket.
+
+The channel delivers to :class:`Consumer` objects; the TCP layer subclasses it and
+implements :meth:`send_message`, :meth:`flush` and :meth:`close_connection`.  Counters
+live here because the channel updates them on its hot path.
+"""
+
+STATE_INIT = 0
+STATE_SUBSCRIBED = 3
+STATE_CLOSING = 4
+
+
+class Consumer:
+    # Subclasses add their own __slots__ or a __dict__; these are the engine's fields.
+    __slots__ = ()
+
+    def init_consumer(self) -> None:
+        self.state = STATE_INIT
+        self.channel = None
+        self.rdy = 0
+        self.in_flight = 0
+        self.ready = False          # maintained by the channel: subscribed, in_flight < rdy
+        self.message_count = 0
+        self.finish_count = 0
+        self.requeue_count = 0
+        self.msg_timeout = 60.0     # seconds in flight before a timeout requeue
+        self.sample_rate = 0
+
+    # -- called by the connection --------------------------------------------------
+    def set_rdy(self, count: int) -> None:
+        self.rdy = count
+        self.update_ready()
+
+    def update_ready(self) -> None:
+        """Re-evaluate readiness and tell the channel when it changes."""
+        ready = self.state == STATE_SUBSCRIBED and self.in_flight < self.rdy
+        if ready != self.ready:
+            ch = self.channel
+            if ch is None:
+                self.ready = ready
+            elif ready:
+                ch.consumer_ready(self)
+            else:
+                ch.consumer_unready(self)
+                self.flush()
+
+    # -- implemented by the connection ----------------------------------------------
+    def send_message(self, msg) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def flush(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close_connection(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,181 @@
+"""The nsqd daemon: broker + TCP listener + HTTP listener + lifecycle.
+
+``NSQD(opts, log)``; ``await start()`` locks the data path, restores ``nsqd.dat`` and
+opens the listeners; ``await stop()`` is the clean stop of storage.md §6.
+"""
+import asyncio
+import errno
+import fcntl
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from .. import version_string
+from ..engine.broker import Broker
+from ..protocol.commands import Limits
+from ..protocol.identify import IdentifyConfig
+from .auth import Authorizer
+from .protocol_v2 import ClientV2
+
+
+class StartupError(Exception):
+    """Fatal at startup; main() logs ``FATAL: <text>`` and exits 1."""
+
+
+@dataclass
+class Negotiation:
+    """What this server supports, for the IDENTIFY feature-negotiation reply."""
+    max_rdy_count: int
+    max_msg_timeout_ms: int
+    tls_enabled: bool
+    deflate_enabled: bool
+    snappy_enabled: bool
+    max_deflate_level: int
+    auth_required: bool
+
+
+def split_host_port(addr: str):
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        raise StartupError(f"address {addr}: missing port in address")
+    host = host.strip("[]")
+    try:
+        return host, int(port)
+    except ValueError:
+        raise StartupError(f"address {addr}: invalid port") from None
+
+
+def go_listen_address(host: str, port: int) -> str:
+    """How Go prints a listener address: the wildcard is ``[::]``."""
+    if host in ("", "0.0.0.0", "::"):
+        return f"[::]:{port}"
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+class NSQD:
+    def __init__(self, opts, log):
+        self.opts = opts
+        self.log = log
+        self.hostname = socket.gethostname()
+        self.start_time = int(time.time())
+        self.broker = Broker(opts, log)
+        self.clients = set()
+        self.auth = Authorizer(opts, log)
+        self.limits = Limits(max_msg_size=opts.max_msg_size, max_body_size=opts.max_body_size,
+                             max_rdy_count=opts.max_rdy_count,
+                             max_req_timeout_ms=opts.max_req_timeout // 1_000_000)
+        self.identify_config = IdentifyConfig(
+            max_heartbeat_interval_ms=opts.max_heartbeat_interval // 1_000_000,
+            max_output_buffer_size=opts.max_output_buffer_size,
+            min_output_buffer_timeout_ms=opts.min_output_buffer_timeout // 1_000_000,
+            max_output_buffer_timeout_ms=opts.max_output_buffer_timeout // 1_000_000,
+            default_output_buffer_timeout_ms=opts.output_buffer_timeout // 1_000_000,
+            msg_timeout_ms=opts.msg_timeout // 1_000_000,
+            max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
+            max_deflate_level=opts.max_deflate_level,
+        )
+        # TLS, snappy and deflate upgrades arrive with the next milestone: until then the
+        # reply says they are not enabled, and clients carry on uncompressed in plain text.
+        self.negotiation = Negotiation(
+            max_rdy_count=opts.max_rdy_count,
+            max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
+            tls_enabled=False, deflate_enabled=False, snappy_enabled=False,
+            max_deflate_level=opts.max_deflate_level,
+            auth_required=self.auth.enabled,
+        )
+        self.tls_required_tcp = False
+        self.tcp_server = None
+        self.http_server = None
+        self.tcp_port = 0
+        self.http_port = 0
+        self.lookupd_addresses = list(opts.nsqlookupd_tcp_addresses or [])
+        self._lock_fd = None
+        self._tasks = []
+        self.stopped = asyncio.Event()
+
+    # -- startup ---------------------------------------------------------------------------
+    def lock_data_path(self) -> None:
+        path = self.opts.data_path or "."
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise StartupError(f"failed to instantiate nsqd - failed to lock data-path: open "
+                               f"{path}: {os.strerror(e.errno).lower()}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            reason = ("resource temporarily unavailable" if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+                      else os.strerror(e.errno).lower())
+            raise StartupError(
+                f"failed to instantiate nsqd - failed to lock data-path: cannot flock "
+                f"directory {path} - {reason} (possibly in use by another instance of nsqd)"
+            ) from None
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        opts = self.opts
+        log = self.log
+        log.info(version_string("nsqd"))
+        log.info(f"ID: {opts.id}")
+        self.lock_data_path()
+        try:
+            self.broker.load_metadata()
+        except Exception as e:
+            raise StartupError(f"failed to load metadata - {e}") from None
+        self.broker.persist_metadata()
+        loop = asyncio.get_running_loop()
+        host, port = split_host_port(opts.tcp_address)
+        try:
+            self.tcp_server = await loop.create_server(
+                lambda: ClientV2(self), host or None, port, reuse_address=True, backlog=1024)
+        except OSError as e:
+            raise StartupError(f"listen ({opts.tcp_address}) failed - listen tcp "
+                               f"{opts.tcp_address}: bind: {os.strerror(e.errno).lower()}") from None
+        self.tcp_port = self.tcp_server.sockets[0].getsockname()[1]
+        self.tcp_listen_address = go_listen_address(host, self.tcp_port)
+        log.info(f"TCP: listening on {self.tcp_listen_address}")
+        if opts.http_address:
+            from .http_api import start_http_server
+            hhost, hport = split_host_port(opts.http_address)
+            try:
+                self.http_server, self.http_port = await start_http_server(self, hhost, hport)
+            except OSError as e:
+                raise StartupError(f"listen ({opts.http_address}) failed - listen tcp "
+                                   f"{opts.http_address}: bind: {os.strerror(e.errno).lower()}") from None
+            self.http_listen_address = go_listen_address(hhost, self.http_port)
+            log.info(f"HTTP: listening on {self.http_listen_address}")
+        self.broker.start()
+        if opts.statsd_address:
+            from .statsd import statsd_loop
+            self._tasks.append(loop.create_task(statsd_loop(self)))
+
+    def set_lookupd_addresses(self, addresses) -> None:
+        self.lookupd_addresses = list(addresses)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        log = self.log
+        if self.tcp_server is not None:
+            log.info(f"TCP: closing {self.tcp_listen_address}")
+            self.tcp_server.close()
+        for client in list(self.clients):
+            client.close_connection()
+        if self.http_server is not None:
+            log.info(f"HTTP: closing {self.http_listen_address}")
+            await self.http_server.close()
+        for task in self._tasks:
+            task.cancel()
+        self.broker.close()
+        log.info("LOOKUP: closing")
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("NSQ: bye")
+        self.stopped.set()
+

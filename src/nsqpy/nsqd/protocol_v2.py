@@ -1,0 +1,399 @@
+"""One nsqd TCP connection speaking protocol V2 (tcp-protocol.md).
+
+An ``asyncio.Protocol``: bytes go into the sans-IO :class:`CommandParser`, commands
+come out and are executed against the broker.  Responses produced while handling one
+read are written with a single ``write``; message frames are buffered up to the
+client's output buffer size / timeout (§9).
+"""
+import asyncio
+import json
+import time
+from time import monotonic
+
+from ..engine.backend import BackendError
+from ..engine.channel import ChannelError
+from ..engine.consumer import STATE_CLOSING, STATE_INIT, STATE_SUBSCRIBED, Consumer
+from ..engine.topic import TopicError
+from ..protocol import commands as cmds
+from ..protocol.errors import ProtocolError
+from ..protocol.frames import (CLOSE_WAIT_FRAME, HEARTBEAT_FRAME, OK_FRAME, encode_error,
+                               encode_message_frame, encode_response)
+from ..protocol.identify import feature_negotiation_response, parse_identify
+
+MAGIC_V2 = b"  V2"
+CLIENT_TIMEOUT = 60.0                    # upstream's fixed --client-timeout
+DEFAULT_OUTPUT_BUFFER_SIZE = 16384
+BAD_PROTOCOL_FRAME = encode_error(b"E_BAD_PROTOCOL")
+
+_MUST_BE_INIT = {cmds.Identify.NAME, cmds.Auth.NAME, cmds.Sub.NAME}
+_MUST_BE_SUBSCRIBED_OR_CLOSING = {cmds.Fin.NAME, cmds.Req.NAME, cmds.Touch.NAME}
+
+
+class ClientV2(asyncio.Protocol, Consumer):
+    def __init__(self, nsqd):
+        self.init_consumer()
+        self.nsqd = nsqd
+        self.broker = nsqd.broker
+        self.log = nsqd.log
+        opts = nsqd.opts
+        self.transport = None
+        self.magic = b""
+        self.parser = cmds.CommandParser(nsqd.limits, self._precheck)
+        self.out = []                     # pending frames
+        self.out_size = 0
+        self.closed = False
+        self.flush_timer = None
+        self.heartbeat_timer = None
+        self.idle_timer = None
+        self.last_read = monotonic()
+        self.write_paused_at = None
+        # identity and negotiated settings
+        self.remote_ip = ""
+        self.remote_port = 0
+        self.client_id = ""
+        self.hostname = ""
+        self.user_agent = ""
+        self.connect_ts = int(time.time())
+        self.heartbeat_interval = CLIENT_TIMEOUT / 2
+        self.output_buffer_size = DEFAULT_OUTPUT_BUFFER_SIZE
+        self.output_buffer_timeout = opts.output_buffer_timeout / 1e9
+        self.msg_timeout = opts.msg_timeout / 1e9
+        self.max_req_timeout_ms = opts.max_req_timeout // 1_000_000
+        self.tls = False
+        self.snappy = False
+        self.deflate = False
+        self.authed = False
+        self.auth_identity = ""
+        self.auth_identity_url = ""
+        self.pub_counts = {}
+
+    # -- connection lifecycle -------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.remote_ip, self.remote_port = peer[0], peer[1]
+        else:
+            self.remote_ip, self.remote_port = "", 0
+        self.client_id = self.hostname = self.remote_ip
+        self.nsqd.clients.add(self)
+        self.log.info(f"TCP: new client({self.remote_address})")
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.heartbeat_timer = loop.call_later(self.heartbeat_interval, self._heartbeat)
+        self.idle_timer = loop.call_later(2 * self.heartbeat_interval, self._idle_check)
+
+    @property
+    def remote_address(self) -> str:
+        ip = self.remote_ip
+        if ":" in ip:
+            ip = f"[{ip}]"
+        return f"{ip}:{self.remote_port}"
+
+    def connection_lost(self, exc) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.log.info(f"PROTOCOL(V2): [{self.remote_address}] exiting ioloop")
+        for timer in (self.heartbeat_timer, self.idle_timer, self.flush_timer):
+            if timer is not None:
+                timer.cancel()
+        self.nsqd.clients.discard(self)
+        ch = self.channel
+        if ch is not None:
+            ch.remove_consumer(self)
+        self.out = []
+
+    def close_connection(self) -> None:
+        """Close from the server side (channel deleted, shutdown)."""
+        if self.transport is not None and not self.closed:
+            self.flush()
+            self.transport.close()
+            self.connection_lost(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused_at = monotonic()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+
+    # -- timers -----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        if self.closed:
+            return
+        paused = self.write_paused_at
+        if paused is not None and monotonic() - paused > self.heartbeat_interval:
+            self.log.error(f"PROTOCOL(V2): [{self.remote_address}] write timeout")
+            self.transport.abort()
+            self.connection_lost(None)
+            return
+        self.out.append(HEARTBEAT_FRAME)
+        self.flush()
+        self.heartbeat_timer = self.loop.call_later(self.heartbeat_interval, self._heartbeat)
+
+    def _idle_check(self) -> None:
+        if self.closed or self.heartbeat_interval <= 0:
+            return
+        limit = 2 * self.heartbeat_interval
+        idle = monotonic() - self.last_read
+        if idle >= limit:
+            self.log.error(f"PROTOCOL(V2): [{self.remote_address}] read timeout "
+                           f"(no command in {limit:g}s)")
+            self.transport.close()
+            self.connection_lost(None)
+            return
+        self.idle_timer = self.loop.call_later(limit - idle, self._idle_check)
+
+    def _rearm_timers(self) -> None:
+        for timer in (self.heartbeat_timer, self.idle_timer):
+            if timer is not None:
+                timer.cancel()
+        self.heartbeat_timer = self.idle_timer = None
+        if self.heartbeat_interval > 0:
+            self.heartbeat_timer = self.loop.call_later(self.heartbeat_interval, self._heartbeat)
+            self.idle_timer = self.loop.call_later(2 * self.heartbeat_interval, self._idle_check)
+
+    # -- output -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        if self.out and not self.closed:
+            out = self.out
+            self.out = []
+            self.out_size = 0
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.write(b"".join(out))
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+
+    def _timed_flush(self) -> None:
+        self.flush_timer = None
+        self.flush()
+
+    def send_message(self, msg) -> None:
+        frame = encode_message_frame(msg.timestamp, msg.attempts, msg.id, msg.body)
+        self.out.append(frame)
+        self.out_size += len(frame)
+        if self.out_size >= self.output_buffer_size:
+            self.flush()
+        elif self.flush_timer is None and self.output_buffer_timeout > 0:
+            self.flush_timer = self.loop.call_later(self.output_buffer_timeout, self._timed_flush)
+
+    def _fatal(self, err: ProtocolError) -> None:
+        self.log.error(f"[{self.remote_address}] - {err.code} {err.desc}")
+        self.out.append(encode_error(err.frame_data()))
+        self.flush()
+        self.transport.close()
+        self.connection_lost(None)
+
+    # -- input ---------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if len(self.magic) < 4:
+            need = 4 - len(self.magic)
+            self.magic += data[:need]
+            data = data[need:]
+            if len(self.magic) < 4:
+                return
+            self.log.info(f"CLIENT({self.remote_address}): desired protocol magic "
+                          f"'{self.magic.decode('latin-1')}'")
+            if self.magic != MAGIC_V2:
+                self.log.error(f"client({self.remote_address}) bad protocol magic "
+                               f"'{self.magic.decode('latin-1')}'")
+                self.transport.write(BAD_PROTOCOL_FRAME)
+                self.transport.close()
+                self.connection_lost(None)
+                return
+            if not data:
+                return
+        self.last_read = monotonic()
+        parser = self.parser
+        parser.feed(data)
+        handlers = self.HANDLERS
+        try:
+            while not self.closed:
+                cmd = parser.next_command()
+                if cmd is None:
+                    break
+                handlers[cmd.__class__](self, cmd)
+        except ProtocolError as err:      # everything the parser and handlers raise is fatal
+            self._fatal(err)
+            return
+        if self.out and not self.closed and self.out_size == 0:
+            self.flush()
+
+    def _respond(self, frame: bytes) -> None:
+        """Queue a response; it is written at the end of the current read (§9: immediate)."""
+        self.out.append(frame)
+        if self.out_size:            # messages are waiting too: keep the order, flush all
+            self.flush()
+
+    def _precheck(self, name: bytes, params) -> object:
+        if self.nsqd.tls_required_tcp and not self.tls and name != b"IDENTIFY":
+            raise ProtocolError("E_INVALID",
+                                f"cannot {name.decode('latin-1')} in current state (TLS required)")
+        state = self.state
+        if name in _MUST_BE_INIT:
+            if state != STATE_INIT:
+                raise ProtocolError("E_INVALID", f"cannot {name.decode()} in current state")
+            if name == b"SUB" and self.heartbeat_interval <= 0:
+                raise ProtocolError("E_INVALID", "cannot SUB with heartbeats disabled")
+        elif name == b"RDY":
+            if state == STATE_CLOSING:
+                return cmds.SKIP
+            if state != STATE_SUBSCRIBED:
+                raise ProtocolError("E_INVALID", "cannot RDY in current state")
+        elif name in _MUST_BE_SUBSCRIBED_OR_CLOSING:
+            if state != STATE_SUBSCRIBED and state != STATE_CLOSING:
+                raise ProtocolError("E_INVALID", f"cannot {name.decode()} in current state")
+        elif name == b"CLS":
+            if state != STATE_SUBSCRIBED:
+                raise ProtocolError("E_INVALID", "cannot CLS in current state")
+        elif name == b"MPUB":
+            self.nsqd.auth.check_before_body(self, name, params)
+        return None
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _identify(self, cmd) -> None:
+        nsqd = self.nsqd
+        data = parse_identify(cmd.body, nsqd.identify_config)
+        self.log.info(f"[{self.remote_address}] IDENTIFY: {data}")
+        self.client_id = data.client_id
+        self.hostname = data.hostname
+        self.user_agent = data.user_agent
+        self.heartbeat_interval = data.heartbeat_interval_ms / 1000.0
+        self.output_buffer_size = data.output_buffer_size
+        self.output_buffer_timeout = data.output_buffer_timeout_ms / 1000.0
+        self.sample_rate = data.sample_rate
+        self.msg_timeout = data.msg_timeout_ms / 1000.0
+        self._rearm_timers()
+        if not data.feature_negotiation:
+            self._respond(OK_FRAME)
+            return
+        if data.snappy and data.deflate and nsqd.opts.snappy and nsqd.opts.deflate:
+            raise ProtocolError("E_IDENTIFY_FAILED",
+                                "cannot enable both deflate and snappy compression")
+        body = feature_negotiation_response(data, nsqd.negotiation)
+        self._respond(encode_response(body))
+
+    def _auth(self, cmd) -> None:
+        self.nsqd.auth.authenticate(self, cmd.secret)
+
+    def _sub(self, cmd) -> None:
+        self.nsqd.auth.check(self, b"SUB", cmd.topic, cmd.channel)
+        topic = self.broker.get_topic(cmd.topic)
+        ch = topic.get_channel(cmd.channel)
+        try:
+            ch.add_consumer(self)
+        except ChannelError as e:
+            raise ProtocolError("E_SUB_FAILED", f"SUB failed {e}") from None
+        self.state = STATE_SUBSCRIBED
+        self._respond(OK_FRAME)
+
+    def _rdy(self, cmd) -> None:
+        self.set_rdy(cmd.count)
+
+    def _fin(self, cmd) -> None:
+        try:
+            self.channel.finish(self, cmd.msg_id)
+        except ChannelError as e:
+            self._respond(encode_error(
+                b"E_FIN_FAILED FIN %s failed %s" % (cmd.msg_id, str(e).encode())))
+
+    def _req(self, cmd) -> None:
+        delay = cmd.timeout_ms
+        if delay > self.max_req_timeout_ms:
+            self.log.info(f"PROTOCOL(V2): [{self.remote_address}] REQ timeout {delay} out of "
+                          f"range 0-{self.max_req_timeout_ms}. Setting to max.")
+            delay = self.max_req_timeout_ms
+        try:
+            self.channel.requeue(self, cmd.msg_id, delay)
+        except ChannelError as e:
+            self._respond(encode_error(
+                b"E_REQ_FAILED REQ %s failed %s" % (cmd.msg_id, str(e).encode())))
+
+    def _touch(self, cmd) -> None:
+        try:
+            self.channel.touch(self, cmd.msg_id)
+        except ChannelError as e:
+            self._respond(encode_error(
+                b"E_TOUCH_FAILED TOUCH %s failed %s" % (cmd.msg_id, str(e).encode())))
+
+    def _cls(self, cmd) -> None:
+        self.rdy = 0
+        self.state = STATE_CLOSING
+        self.update_ready()
+        self._respond(CLOSE_WAIT_FRAME)
+
+    def _nop(self, cmd) -> None:
+        pass
+
+    def _publish(self, name: str, topic_name: str, bodies, defer_ms: int = 0) -> None:
+        self.nsqd.auth.check(self, name.encode(), topic_name, "")
+        topic = self.broker.get_topic(topic_name)
+        try:
+            topic.put_many(bodies, defer_ms)
+        except (TopicError, BackendError) as e:
+            raise ProtocolError(f"E_{name}_FAILED", f"{name} failed {e}") from None
+        self.pub_counts[topic_name] = self.pub_counts.get(topic_name, 0) + len(bodies)
+        self._respond(OK_FRAME)
+
+    def _pub(self, cmd) -> None:
+        self._publish("PUB", cmd.topic, (cmd.body,))
+
+    def _mpub(self, cmd) -> None:
+        self._publish("MPUB", cmd.topic, cmd.bodies)
+
+    def _dpub(self, cmd) -> None:
+        self._publish("DPUB", cmd.topic, (cmd.body,), cmd.defer_ms)
+
+    HANDLERS = {
+        cmds.Identify: _identify, cmds.Auth: _auth, cmds.Sub: _sub, cmds.Rdy: _rdy,
+        cmds.Fin: _fin, cmds.Req: _req, cmds.Touch: _touch, cmds.Cls: _cls, cmds.Nop: _nop,
+        cmds.Pub: _pub, cmds.Mpub: _mpub, cmds.Dpub: _dpub,
+    }
+
+    # -- stats --------------------------------------------------------------------------------------
+    def stats_dict(self, topic_filter=None) -> dict:
+        d = {
+            "client_id": self.client_id,
+            "hostname": self.hostname,
+            "version": "V2",
+            "remote_address": self.remote_address,
+            "state": self.state,
+            "ready_count": self.rdy,
+            "in_flight_count": self.in_flight,
+            "message_count": self.message_count,
+            "finish_count": self.finish_count,
+            "requeue_count": self.requeue_count,
+            "connect_ts": self.connect_ts,
+            "sample_rate": self.sample_rate,
+            "deflate": self.deflate,
+            "snappy": self.snappy,
+            "user_agent": self.user_agent,
+        }
+        if self.authed:
+            d["authed"] = True
+        if self.auth_identity:
+            d["auth_identity"] = self.auth_identity
+        if self.auth_identity_url:
+            d["auth_identity_url"] = self.auth_identity_url
+        pubs = [{"topic": t, "count": n} for t, n in self.pub_counts.items()
+                if topic_filter is None or t == topic_filter]
+        if pubs:
+            d["pub_counts"] = pubs
+        d.update(self.tls_stats())
+        return d
+
+    def tls_stats(self) -> dict:
+        return {"tls": False, "tls_cipher_suite": "", "tls_version": "",
+                "tls_negotiated_protocol": "", "tls_negotiated_protocol_is_mutual": False}
+
+    def __repr__(self) -> str:
+        return f"<ClientV2 {self.remote_address} {self.client_id}>"
+
+
+def json_dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
