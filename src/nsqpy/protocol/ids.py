@@ -1,0 +1,91 @@
+"""Snowflake-like message ID generation (spec tcp-protocol §3), sans-IO.
+
+Bits 63..22 hold ``(now_ns >> 20) - 1288834974288``, bits 21..12 the node id and
+bits 11..0 a per-time-unit sequence. IDs are rendered as 16 lowercase hex ASCII
+bytes. On failure (clock went backwards, sequence exhausted within one time unit,
+new id not greater than the previous one) :class:`IDGenerationError` is raised;
+the caller sleeps (nsqd: 1 ms) and retries. The generator state is updated
+exactly as Go's ``guidFactory.NewGUID`` does, including on failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import zlib
+
+__all__ = ["IDGenerator", "IDGenerationError", "default_node_id", "TWEPOCH",
+           "ErrTimeBackwards", "ErrSequenceExpired", "ErrIDBackwards"]
+
+TWEPOCH = 1288834974288  # (2012-10-28 16:23:42 UTC).UnixNano() >> 20
+_NODE_ID_BITS = 10
+_SEQUENCE_BITS = 12
+_NODE_ID_SHIFT = _SEQUENCE_BITS
+_TIMESTAMP_SHIFT = _SEQUENCE_BITS + _NODE_ID_BITS
+_SEQUENCE_MASK = (1 << _SEQUENCE_BITS) - 1
+_MASK64 = (1 << 64) - 1
+
+
+class IDGenerationError(Exception):
+    """ID generation failed; retry after a short sleep (nsqd sleeps 1 ms)."""
+
+
+class ErrTimeBackwards(IDGenerationError):
+    def __init__(self) -> None:
+        super().__init__("time has gone backwards")
+
+
+class ErrSequenceExpired(IDGenerationError):
+    def __init__(self) -> None:
+        super().__init__("sequence expired")
+
+
+class ErrIDBackwards(IDGenerationError):
+    def __init__(self) -> None:
+        super().__init__("ID went backward")
+
+
+class IDGenerator:
+    """One generator per topic. ``clock`` returns Unix time in nanoseconds."""
+
+    __slots__ = ("node_id", "_node_bits", "_clock", "_last_ts", "_sequence", "_last_id")
+
+    def __init__(self, node_id: int, clock=time.time_ns) -> None:
+        if not 0 <= node_id < 1024:
+            raise ValueError("node_id must be in [0, 1023]")
+        self.node_id = node_id
+        self._node_bits = node_id << _NODE_ID_SHIFT
+        self._clock = clock
+        self._last_ts = -1
+        self._sequence = 0
+        self._last_id = 0  # like Go: an id of 0 is never produced
+
+    def next_int(self) -> int:
+        """The next id as an integer (raises :class:`IDGenerationError`)."""
+        ts = self._clock() >> 20
+        last_ts = self._last_ts
+        if ts == last_ts:
+            seq = (self._sequence + 1) & _SEQUENCE_MASK
+            self._sequence = seq
+            if seq == 0:
+                raise ErrSequenceExpired()
+        elif ts < last_ts:
+            raise ErrTimeBackwards()
+        else:
+            seq = self._sequence = 0
+        self._last_ts = ts
+        new_id = (((ts - TWEPOCH) << _TIMESTAMP_SHIFT) | self._node_bits | seq) & _MASK64
+        if new_id <= self._last_id:
+            raise ErrIDBackwards()
+        self._last_id = new_id
+        return new_id
+
+    def next_id(self) -> bytes:
+        """The next id as 16 lowercase hex ASCII bytes (raises :class:`IDGenerationError`)."""
+        return b"%016x" % self.next_int()
+
+
+def default_node_id(hostname: str) -> int:
+    """nsqd's default ``--node-id``: CRC-32 (IEEE) of MD5(hostname), mod 1024."""
+    digest = hashlib.md5(hostname.encode("utf-8", "surrogateescape")).digest()
+    return zlib.crc32(digest) % 1024
