@@ -6,6 +6,7 @@ import stat
 import struct
 import tempfile
 import threading
+import time
 from collections import deque
 
 import pytest
@@ -640,8 +641,13 @@ def test_sync_from_thread_while_putting(tmp_path):
     t.start()
     model = deque()
     n = 0
+    deadline = time.monotonic() + 30
+    i = 0
     try:
-        for i in range(20000):
+        while (len(snapshots) < 30 or i < 20000) and time.monotonic() < deadline:
+            i += 1
+            if i % 64 == 0:
+                time.sleep(0)          # the event loop's select(): lets the worker run
             if i % 7 == 3:
                 got = q.get()
                 assert got == (model.popleft() if model else None)

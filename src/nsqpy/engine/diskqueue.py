@@ -1,0 +1,714 @@
+"""A filesystem backed FIFO queue, byte-compatible with go-diskqueue v1.1.0.
+
+On-disk layout (see spec/storage.md §2)::
+
+    <data_path>/<name>.diskqueue.meta.dat        "%d\\n%d,%d\\n%d,%d\\n"
+                                                 depth, readFileNum,readPos, writeFileNum,writePos
+    <data_path>/<name>.diskqueue.%06d.dat        records: int32 big-endian length L, L bytes payload
+    <data_path>/<name>.diskqueue.%06d.dat.bad    a data file that failed to parse
+
+Threading model
+---------------
+``put``/``put_many``/``get``/``empty``/``delete``/``close``/``flush`` run on one thread
+(the asyncio loop thread).  ``sync`` may run concurrently on a worker thread.  All state
+shared with ``sync`` is guarded by ``_lock``, which is only ever held for in-memory work
+plus, at most, one ``pwrite`` of the write buffer, a few ``unlink``\\ s (empty) or the
+final metadata ``rename``.  The expensive part of a sync (fsync of the data files and of
+the metadata temp file) happens outside ``_lock``; concurrent syncs are serialised by
+``_sync_lock``.
+
+Writes are buffered in memory (one buffer per data file that still has unwritten
+records) and handed to the OS by a single ``pwrite`` when
+
+* the buffer exceeds ``WRITE_BUFFER_SIZE``,
+* the reader reaches the buffered region,
+* a sync starts (the metadata always describes data already written to the OS),
+* the end of the current event-loop iteration (``put`` schedules this with
+  ``loop.call_soon`` when it runs inside a loop), so a killed process loses at most the
+  records of one loop iteration -- like Go, which writes every record immediately,
+  the data then survives a crash of the process (not of the machine) and is recovered
+  through the stale-metadata rule at the next start.
+
+A failed write keeps the records buffered (they are retried), is logged, and makes the
+next ``put``/``put_many`` retry the write first and raise ``OSError`` (without accepting
+its records) if it still fails.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import struct
+import threading
+
+__all__ = ["DiskQueue", "DiskQueueError", "WRITE_BUFFER_SIZE", "READ_BUFFER_SIZE"]
+
+WRITE_BUFFER_SIZE = 128 * 1024
+READ_BUFFER_SIZE = 64 * 1024
+
+_len = struct.Struct(">i")
+_pack_len = _len.pack
+_unpack_len = _len.unpack
+
+# indirections so tests can inject I/O failures
+_pwrite = os.pwrite
+_fsync = os.fsync
+
+_get_running_loop = asyncio._get_running_loop
+
+_META_RE = re.compile(
+    rb"[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)(?:\n|\Z)")
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+class DiskQueueError(OSError):
+    """A put/empty the queue refused (closed queue, record size out of range)."""
+
+
+class _WriteFile:
+    """A data file being (or recently) written: its fd (opened lazily), the file offset
+    up to which data has been handed to the OS, and the records not yet written."""
+    __slots__ = ("num", "fd", "flushed", "buf")
+
+    def __init__(self, num: int, flushed: int):
+        self.num = num
+        self.fd = None
+        self.flushed = flushed
+        self.buf = bytearray()
+
+
+def _noop_log(level: str, msg: str) -> None:
+    pass
+
+
+class DiskQueue:
+    def __init__(self, name: str, data_path: str, max_bytes_per_file: int, min_msg_size: int,
+                 max_msg_size: int, sync_every: int, sync_timeout: float, log=None):
+        self.name = name
+        self.data_path = data_path
+        self.max_bytes_per_file = int(max_bytes_per_file)
+        self.min_msg_size = int(min_msg_size)
+        self.max_msg_size = int(max_msg_size)
+        self.sync_every = int(sync_every)
+        self.sync_timeout = sync_timeout
+        self._log = log or _noop_log
+
+        self._lock = threading.Lock()        # guards state shared with sync()
+        self._sync_lock = threading.Lock()   # serialises sync()
+        # hand-off so a busy loop thread can't starve sync() of _lock: a sync about to
+        # take _lock raises _sync_waiting, the loop thread then waits on _handoff
+        # (set again as soon as sync's short critical section is over)
+        self._sync_waiting = False
+        self._handoff = threading.Event()
+        self._handoff.set()
+
+        # persisted state
+        self._depth = 0
+        self._rfn = 0       # readFileNum
+        self._rpos = 0      # readPos
+        self._wfn = 0       # writeFileNum
+        self._wpos = 0      # writePos (logical: includes buffered records)
+
+        self._count = 0           # writes + reads since the last sync
+        self._need_sync = False   # roll / new read file / error recovery
+        self._gen = 0             # bumped by empty()/delete(): in-flight syncs must not rename
+        self._closed = False
+        self._deleted = False
+        self._werr = None         # last failed background write, retried by the next put
+        self._flush_scheduled = False
+
+        # reader
+        self._reader = None       # buffered file object on the current read file
+        self._read_end = None     # size of the current read file when it is complete
+
+        self._rolled = []         # completed write files still to be written/fsynced
+        self._ends = {}           # file number -> final size, for files rolled by us
+
+        self._meta_path = os.path.join(data_path, f"{name}.diskqueue.meta.dat")
+        self._retrieve_metadata()
+        self._w = _WriteFile(self._wfn, self._wpos)
+
+    # -- names ------------------------------------------------------------------------------
+    def _file_name(self, num: int) -> str:
+        return os.path.join(self.data_path, "%s.diskqueue.%06d.dat" % (self.name, num))
+
+    def metadata_file_name(self) -> str:
+        return self._meta_path
+
+    def file_name(self, num: int) -> str:
+        return self._file_name(num)
+
+    # -- startup ----------------------------------------------------------------------------
+    def _retrieve_metadata(self) -> None:
+        log = self._log
+        try:
+            with open(self._meta_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
+            return
+        m = _META_RE.match(raw)
+        if m is None:
+            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - "
+                         f"cannot parse {raw[:64]!r} as \"%d\\n%d,%d\\n%d,%d\\n\"")
+            return
+        self._depth, self._rfn, self._rpos, self._wfn, self._wpos = (int(g) for g in m.groups())
+
+        # metadata not synced at the last shutdown (crash): the write file may hold more
+        # than writePos says.  Never overwrite it: write to a new file, the reader
+        # salvages the old one up to its real size.
+        fn = self._file_name(self._wfn)
+        try:
+            size = os.stat(fn).st_size
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
+            return
+        if self._wpos < size:
+            log("WARNING", f"DISKQUEUE({self.name}) {fn} metadata writePos {self._wpos} "
+                           f"< file size of {size}, skipping to new file")
+            self._wfn += 1
+            self._wpos = 0
+
+    # -- status -----------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def sync_due(self) -> bool:
+        """sync-every count reached, or a state change that go-diskqueue syncs at once
+        (rolled to a new write file, moved to a new read file, error recovery)."""
+        return self._need_sync or self._count >= self.sync_every
+
+    def dirty(self) -> bool:
+        """The --sync-timeout timer rule: anything happened since the last sync."""
+        return self._need_sync or self._count > 0
+
+    needs_sync = sync_due
+
+    # -- writing ----------------------------------------------------------------------------
+    def put(self, data) -> None:
+        if self._sync_waiting:
+            self._handoff.wait()
+        n = len(data)
+        if n < self.min_msg_size or n > self.max_msg_size or self._closed or self._werr is not None:
+            self._check_put((data,))
+        with self._lock:
+            wpos = self._wpos
+            if wpos > 0 and wpos + 4 + n > self.max_bytes_per_file:
+                self._roll_locked()
+                wpos = 0
+            buf = self._w.buf
+            buf += _pack_len(n)
+            buf += data
+            self._wpos = wpos + 4 + n
+            self._depth += 1
+            self._count += 1
+            if len(buf) >= WRITE_BUFFER_SIZE:
+                self._flush_bg_locked()
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def put_many(self, datas) -> None:
+        if not isinstance(datas, (list, tuple)):
+            datas = list(datas)
+        if not datas:
+            return
+        if self._sync_waiting:
+            self._handoff.wait()
+        lo, hi = self.min_msg_size, self.max_msg_size
+        for d in datas:
+            n = len(d)
+            if n < lo or n > hi:
+                break
+        else:
+            n = -1
+        if n >= 0 or self._closed or self._werr is not None:
+            self._check_put(datas)
+        maxb = self.max_bytes_per_file
+        with self._lock:
+            wpos = self._wpos
+            buf = self._w.buf
+            for d in datas:
+                n = len(d)
+                if wpos > 0 and wpos + 4 + n > maxb:
+                    self._wpos = wpos
+                    self._roll_locked()
+                    wpos = 0
+                    buf = self._w.buf
+                buf += _pack_len(n)
+                buf += d
+                wpos += 4 + n
+            self._wpos = wpos
+            self._depth += len(datas)
+            self._count += len(datas)
+            if len(buf) >= WRITE_BUFFER_SIZE:
+                self._flush_bg_locked()
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def _check_put(self, datas) -> None:
+        """Slow path of put/put_many: raise for what go-diskqueue would refuse, and retry a
+        failed background write (raising, with nothing accepted, if it fails again)."""
+        if self._closed:
+            raise DiskQueueError("exiting")
+        for d in datas:
+            n = len(d)
+            if n < self.min_msg_size or n > self.max_msg_size:
+                raise DiskQueueError(f"invalid message write size ({n}) minMsgSize={self.min_msg_size} "
+                                     f"maxMsgSize={self.max_msg_size}")
+        if self._werr is not None:
+            with self._lock:
+                self._flush_locked()   # raises OSError: put refused, state unchanged
+                self._werr = None
+
+    def _roll_locked(self) -> None:
+        """Start the next write file: the old one keeps its unwritten records and is
+        written + fsynced by the next flush/sync (sync_due() turns True)."""
+        old = self._w
+        oldnum, oldpos = self._wfn, self._wpos
+        self._ends[oldnum] = oldpos
+        if old.fd is not None or old.buf:
+            self._rolled.append(old)
+        self._wfn = oldnum + 1
+        self._wpos = 0
+        self._w = _WriteFile(self._wfn, 0)
+        self._need_sync = True
+        if self._rfn == oldnum:
+            if self._reader is not None:
+                self._read_end = oldpos
+            if self._rpos >= oldpos:
+                # everything in the old file has been read: go on to the new one now so
+                # the metadata never points the reader at the end of a complete file
+                self._next_read_file_locked()
+
+    def _write_file(self, wf: _WriteFile) -> None:
+        if wf.fd is None:
+            fn = self._file_name(wf.num)
+            fd = os.open(fn, _OPEN_FLAGS, 0o600)
+            wf.fd = fd
+            self._log("INFO", f"DISKQUEUE({self.name}): writeOne() opened {fn}")
+        buf = wf.buf
+        total = len(buf)
+        off = wf.flushed
+        with memoryview(buf) as mv:
+            done = _pwrite(wf.fd, mv, off)
+            while done < total:
+                done += _pwrite(wf.fd, mv[done:], off + done)
+        wf.flushed = off + total
+        wf.buf = bytearray()
+
+    def _flush_locked(self) -> None:
+        for wf in self._rolled:
+            if wf.buf:
+                self._write_file(wf)
+        if self._w.buf:
+            self._write_file(self._w)
+
+    def _flush_bg_locked(self) -> None:
+        """Flush where the caller cannot report an error: keep the records buffered,
+        remember the error for the next put."""
+        try:
+            self._flush_locked()
+        except OSError as e:
+            self._werr = e
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
+            if self._reader is not None and self._rfn == self._wfn:
+                # the reader's buffer may hold bytes of the partial write
+                self._close_reader()
+        else:
+            self._werr = None
+
+    def flush(self) -> None:
+        """Hand all buffered records to the OS now (raises OSError)."""
+        with self._lock:
+            try:
+                self._flush_locked()
+            except OSError as e:
+                self._werr = e
+                raise
+            self._werr = None
+
+    def _schedule_flush(self) -> None:
+        loop = _get_running_loop()
+        if loop is not None:
+            self._flush_scheduled = True
+            loop.call_soon(self._auto_flush)
+
+    def _auto_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        with self._lock:
+            self._flush_bg_locked()
+
+    # -- reading ----------------------------------------------------------------------------
+    def _close_reader(self) -> None:
+        r = self._reader
+        if r is not None:
+            self._reader = None
+            self._read_end = None
+            try:
+                r.close()
+            except OSError:
+                pass
+
+    def _next_read_file_locked(self) -> None:
+        """The current read file is complete and fully read: delete it, go to the next."""
+        old = self._rfn
+        self._close_reader()
+        self._rfn = old + 1
+        self._rpos = 0
+        self._need_sync = True
+        self._ends.pop(old, None)
+        fn = self._file_name(old)
+        try:
+            os.remove(fn)
+        except OSError as e:
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to Remove({fn}) - {e}")
+
+    def _open_reader(self):
+        fn = self._file_name(self._rfn)
+        f = open(fn, "rb", buffering=READ_BUFFER_SIZE)
+        try:
+            self._log("INFO", f"DISKQUEUE({self.name}): readOne() opened {fn}")
+            if self._rpos > 0:
+                f.seek(self._rpos)
+            if self._rfn < self._wfn:
+                end = self._ends.get(self._rfn)
+                if end is None:
+                    end = os.fstat(f.fileno()).st_size
+                self._read_end = end
+            else:
+                self._read_end = None
+        except BaseException:
+            f.close()
+            raise
+        self._reader = f
+        return f
+
+    def _unwritten_at(self, rfn: int, rpos: int) -> bool:
+        """Is the record at (rfn, rpos) still only in a write buffer?"""
+        w = self._w
+        if w.num == rfn:
+            return rpos >= w.flushed and bool(w.buf)
+        for wf in self._rolled:
+            if wf.num == rfn:
+                return rpos >= wf.flushed and bool(wf.buf)
+        return False
+
+    def get(self):
+        """Next record's payload (advancing the read position) or None if empty."""
+        if self._closed:
+            return None
+        if self._sync_waiting:
+            self._handoff.wait()
+        while True:
+            rfn = self._rfn
+            rpos = self._rpos
+            wfn = self._wfn
+            if rfn >= wfn:
+                if rfn > wfn or rpos > self._wpos:
+                    with self._lock:
+                        self._check_tail_locked()
+                    return None
+                if rpos == self._wpos:
+                    return None
+            if rfn < wfn:
+                if self._rolled and self._unwritten_at(rfn, rpos):
+                    if not self._flush_for_read():
+                        return None
+            elif rpos >= self._w.flushed:
+                if not self._flush_for_read():
+                    return None
+            r = self._reader
+            if r is None:
+                try:
+                    r = self._open_reader()
+                except OSError as e:
+                    self._read_error(rpos, e)
+                    continue
+            if rfn < wfn and rpos >= self._read_end:
+                with self._lock:
+                    self._next_read_file_locked()
+                    self._check_tail_locked()
+                continue
+            hdr = r.read(4)
+            if len(hdr) != 4:
+                self._read_error(rpos, "EOF" if not hdr else "unexpected EOF")
+                continue
+            n = _unpack_len(hdr)[0]
+            if n < self.min_msg_size or n > self.max_msg_size:
+                self._read_error(rpos, f"invalid message read size ({n})")
+                continue
+            data = r.read(n)
+            if len(data) != n:
+                self._read_error(rpos, "unexpected EOF")
+                continue
+            with self._lock:
+                rpos += 4 + n
+                self._rpos = rpos
+                self._depth -= 1
+                self._count += 1
+                if rfn < self._wfn:
+                    if rpos >= self._read_end:
+                        self._next_read_file_locked()
+                        self._check_tail_locked()
+                elif rpos >= self._wpos:
+                    self._check_tail_locked()
+            return data
+
+    def _flush_for_read(self) -> bool:
+        with self._lock:
+            try:
+                self._flush_locked()
+            except OSError as e:
+                self._werr = e
+                self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
+                self._close_reader()
+                return False
+            self._werr = None
+            return True
+
+    def _read_error(self, pos: int, err) -> None:
+        self._log("ERROR", f"DISKQUEUE({self.name}) reading at {pos} of "
+                           f"{self._file_name(self._rfn)} - {err}")
+        with self._lock:
+            self._handle_read_error_locked()
+
+    def _handle_read_error_locked(self) -> None:
+        """Rename the current read file to .bad and skip to the next file number."""
+        self._close_reader()
+        if self._rfn == self._wfn:
+            # can't read the current write file: skip it too
+            w = self._w
+            if w.buf:
+                try:
+                    self._write_file(w)     # keep those records in the .bad file
+                except OSError:
+                    pass
+            if w.fd is not None:
+                try:
+                    os.close(w.fd)
+                except OSError:
+                    pass
+            self._wfn += 1
+            self._wpos = 0
+            self._w = _WriteFile(self._wfn, 0)
+        bad = self._file_name(self._rfn)
+        bad_renamed = bad + ".bad"
+        self._log("WARNING", f"DISKQUEUE({self.name}) jump to next file and saving bad file as {bad_renamed}")
+        try:
+            os.rename(bad, bad_renamed)
+        except OSError:
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to rename bad diskqueue file "
+                               f"{bad} to {bad_renamed}")
+        self._ends.pop(self._rfn, None)
+        self._rfn += 1
+        self._rpos = 0
+        self._need_sync = True
+        self._check_tail_locked()
+
+    def _check_tail_locked(self) -> None:
+        """When the reader has caught up with the writer, depth must be 0 and the
+        positions equal; otherwise repair (go-diskqueue checkTailCorruption)."""
+        if self._rfn < self._wfn or self._rpos < self._wpos:
+            return
+        depth = self._depth
+        if depth != 0:
+            if depth < 0:
+                self._log("ERROR", f"DISKQUEUE({self.name}) negative depth at tail ({depth}), "
+                                   f"metadata corruption, resetting 0...")
+            else:
+                self._log("ERROR", f"DISKQUEUE({self.name}) positive depth at tail ({depth}), "
+                                   f"data loss, resetting 0...")
+            self._depth = 0
+            self._need_sync = True
+        if self._rfn != self._wfn or self._rpos != self._wpos:
+            if self._rfn > self._wfn:
+                self._log("ERROR", f"DISKQUEUE({self.name}) readFileNum > writeFileNum "
+                                   f"({self._rfn} > {self._wfn}), corruption, skipping to next "
+                                   f"writeFileNum and resetting 0...")
+            if self._rpos > self._wpos:
+                self._log("ERROR", f"DISKQUEUE({self.name}) readPos > writePos "
+                                   f"({self._rpos} > {self._wpos}), corruption, skipping to next "
+                                   f"writeFileNum and resetting 0...")
+            self._skip_to_next_rw_file_locked()
+            self._need_sync = True
+
+    def _close_write_files_locked(self) -> None:
+        for wf in (*self._rolled, self._w):
+            if wf.fd is not None:
+                try:
+                    os.close(wf.fd)
+                except OSError:
+                    pass
+                wf.fd = None
+        self._rolled.clear()
+
+    def _skip_to_next_rw_file_locked(self):
+        """Delete data files readFileNum..writeFileNum, continue at writeFileNum+1.
+        Returns the first removal error (or None)."""
+        err = None
+        self._close_reader()
+        self._close_write_files_locked()
+        for i in range(self._rfn, self._wfn + 1):
+            try:
+                os.remove(self._file_name(i))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self._log("ERROR", f"DISKQUEUE({self.name}) failed to remove data file - {e}")
+                if err is None:
+                    err = e
+        self._wfn += 1
+        self._wpos = 0
+        self._rfn = self._wfn
+        self._rpos = 0
+        self._depth = 0
+        self._w = _WriteFile(self._wfn, 0)
+        self._ends.clear()
+        self._werr = None
+        return err
+
+    # -- empty / close / delete -------------------------------------------------------------
+    def empty(self) -> None:
+        """Destructively drop everything: data files readFileNum..writeFileNum and the
+        metadata file; the next write starts at writeFileNum+1."""
+        if self._closed:
+            raise DiskQueueError("exiting")
+        self._log("INFO", f"DISKQUEUE({self.name}): emptying")
+        with self._lock:
+            err = self._skip_to_next_rw_file_locked()
+            try:
+                os.remove(self._meta_path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self._log("ERROR", f"DISKQUEUE({self.name}) failed to remove metadata file - {e}")
+                err = e
+            self._gen += 1
+            self._count = 0
+            self._need_sync = False
+        if err is not None:
+            raise err
+
+    def close(self) -> None:
+        """Flush, fsync, persist metadata, close files."""
+        if self._closed:
+            return
+        self._log("INFO", f"DISKQUEUE({self.name}): closing")
+        self._closed = True
+        self._log("INFO", f"DISKQUEUE({self.name}): closing ... ioLoop")
+        self._close_reader()
+        try:
+            self._sync()
+        finally:
+            with self._lock:
+                self._close_write_files_locked()
+
+    def delete(self) -> None:
+        """empty() then close without persisting metadata: no files remain."""
+        if self._closed:
+            return
+        try:
+            self.empty()
+        finally:
+            self._log("INFO", f"DISKQUEUE({self.name}): deleting")
+            with self._lock:
+                self._closed = True
+                self._deleted = True
+                self._gen += 1
+                self._close_reader()
+                self._close_write_files_locked()
+            self._log("INFO", f"DISKQUEUE({self.name}): closing ... ioLoop")
+
+    # -- sync -------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """fsync the data written so far and persist the metadata atomically.
+        Safe to call from a worker thread while the loop thread keeps using the queue."""
+        if self._closed:
+            return
+        self._sync()
+
+    def _sync(self) -> None:
+        with self._sync_lock:
+            self._handoff.clear()
+            self._sync_waiting = True
+            try:
+                with self._lock:
+                    if self._deleted:
+                        return
+                    try:
+                        self._flush_locked()
+                    except OSError as e:
+                        self._werr = e
+                        self._need_sync = True
+                        self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
+                        raise
+                    self._werr = None
+                    meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
+                                                     self._wfn, self._wpos)
+                    gen = self._gen
+                    rolled = self._rolled
+                    self._rolled = []
+                    fd = self._w.fd
+                    cur = os.dup(fd) if fd is not None else None
+                    self._count = 0
+                    self._need_sync = False
+            finally:
+                self._sync_waiting = False
+                self._handoff.set()
+            try:
+                err = None
+                for wf in rolled:
+                    if wf.fd is None:
+                        continue
+                    try:
+                        _fsync(wf.fd)
+                    except OSError as e:
+                        err = err or e
+                    finally:
+                        os.close(wf.fd)
+                        wf.fd = None
+                if cur is not None:
+                    try:
+                        _fsync(cur)
+                    finally:
+                        os.close(cur)
+                if err is not None:
+                    raise err
+                self._persist_metadata(meta, gen)
+            except OSError as e:
+                self._need_sync = True
+                self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
+                raise
+
+    def _persist_metadata(self, meta: bytes, gen: int) -> None:
+        tmp = "%s.%d.tmp" % (self._meta_path, random.getrandbits(63))
+        fd = os.open(tmp, _OPEN_FLAGS | os.O_TRUNC, 0o600)
+        try:
+            try:
+                os.write(fd, meta)
+                _fsync(fd)
+            finally:
+                os.close(fd)
+            with self._lock:
+                if gen == self._gen and not self._deleted:
+                    os.replace(tmp, self._meta_path)
+                    tmp = None
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def __repr__(self) -> str:
+        return (f"<DiskQueue {self.name!r} depth={self._depth} read={self._rfn},{self._rpos} "
+                f"write={self._wfn},{self._wpos}>")
