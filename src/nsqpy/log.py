@@ -49,23 +49,24 @@ def _level_number(level: int | str) -> int:
 
 
 class _Clock:
-    """Formats ``YYYY/MM/DD HH:MM:SS`` once per second (local time)."""
+    """Formats ``YYYY/MM/DD HH:MM:SS`` once per second (local time); the cache is
+    one tuple so concurrent threads never see a mismatched second/text pair."""
 
-    __slots__ = ("sec", "text")
+    __slots__ = ("cache",)
 
     def __init__(self) -> None:
-        self.sec = -1
-        self.text = ""
+        self.cache: tuple[int, str] = (-1, "")
 
     def stamp(self, with_micro: bool = True) -> str:
         t = _time.time()
         sec = int(t)
-        if sec != self.sec:
-            self.text = _time.strftime("%Y/%m/%d %H:%M:%S", _time.localtime(sec))
-            self.sec = sec
+        cached_sec, text = self.cache
+        if sec != cached_sec:
+            text = _time.strftime("%Y/%m/%d %H:%M:%S", _time.localtime(sec))
+            self.cache = (sec, text)
         if with_micro:
-            return "%s.%06d" % (self.text, int((t - sec) * 1_000_000))
-        return self.text
+            return "%s.%06d" % (text, int((t - sec) * 1_000_000))
+        return text
 
 
 _clock = _Clock()
