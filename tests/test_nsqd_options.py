@@ -251,6 +251,7 @@ def test_version_to_stdout_exit_0_before_config(tmp_path):
     assert ei.value.code == 0
     assert ei.value.stream == "stdout"
     assert ei.value.message == version_string("nsqd") + "\n"
+    assert ei.value.to_stdout
     assert re.match(r"^nsqd v1\.3\.0 \(built w/", ei.value.message)
 
 
@@ -410,6 +411,21 @@ def test_config_file_missing(tmp_path):
         opts(f"--config={p}")
     assert str(ei.value) == f"failed to load config file {p} - open {p}: no such file or directory"
     assert ei.value.std_log is False
+
+
+def test_config_errors_are_also_options_errors(tmp_path, cfg):
+    with pytest.raises(OptionsError) as ei:
+        opts(f"--config={tmp_path}/nope.toml")
+    assert isinstance(ei.value, ConfigError) and not ei.value.std_log
+    assert str(ei.value).startswith("failed to load config file ")
+    with pytest.raises(OptionsError) as ei:
+        opts(f"--config={cfg('msg_timeout = true')}")
+    assert ei.value.std_log
+    s = io.StringIO()
+    ei.value.emit(Logger("[nsqd] ", stream=s))
+    assert s.getvalue().endswith(
+        " ERROR: Resolve failed to coerce value true (1m0s) for field MsgTimeout - "
+        "invalid time.Duration value type bool\n")
 
 
 def test_config_file_bad_toml(cfg):

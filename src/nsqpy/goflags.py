@@ -470,6 +470,11 @@ class FlagExit(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def to_stdout(self) -> bool:
+        """True when the message belongs on stdout (``--version``)."""
+        return self.stream == "stdout"
+
     def exit(self) -> None:
         """Print the message and ``sys.exit(code)``."""
         out = sys.stdout if self.stream == "stdout" else sys.stderr

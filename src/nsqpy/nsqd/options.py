@@ -20,7 +20,7 @@ from ..gotime import HOUR, MILLISECOND, MINUTE, SECOND
 from ..log import LEVEL_LABELS, LEVEL_NAMES, parse_log_level
 
 __all__ = [
-    "Options", "OptionsError", "ConfigError", "FlagExit", "OPTION_SPECS", "GO_FIELDS",
+    "Options", "OptionsError", "OptionsConfigError", "ConfigError", "FlagExit", "OPTION_SPECS", "GO_FIELDS",
     "TLS_NOT_REQUIRED", "TLS_REQUIRED_EXCEPT_HTTP", "TLS_REQUIRED",
     "TLS_VERSIONS", "default_node_id", "default_options", "nsqd_flagset",
     "parse_nsqd_options", "validate_nsqd_options", "config_value_json",
@@ -48,6 +48,19 @@ class OptionsError(Exception):
 
     def emit(self, logger: Any) -> None:
         logger.fatal(self.message)
+
+
+class OptionsConfigError(OptionsError, ConfigError):
+    """A :class:`ConfigError` raised by :func:`parse_nsqd_options`; also an
+    OptionsError so one ``except OptionsError`` handles every fatal option problem.
+    ``emit`` prints it the ConfigError way (std-log line for coercion failures)."""
+
+    def __init__(self, err: ConfigError):
+        ConfigError.__init__(self, err.message, err.std_log)
+        self.reason = err.message
+
+    def emit(self, logger: Any = None, stream: Any = None) -> None:
+        ConfigError.emit(self, logger, stream)
 
 
 # ---------------------------------------------------------------------------
@@ -432,10 +445,13 @@ def parse_nsqd_options(argv: list[str], hostname: str | None = None, *,
         raise FlagExit(0, version_string("nsqd") + "\n", stream="stdout")
     cfg: dict = {}
     config_path = values["config"]
-    if config_path:
-        cfg = load_config_file(config_path)
-    _validate_config(cfg)
-    resolved = resolve(fs, values, explicit, cfg)
+    try:
+        if config_path:
+            cfg = load_config_file(config_path)
+        _validate_config(cfg)
+        resolved = resolve(fs, values, explicit, cfg)
+    except ConfigError as e:
+        raise OptionsConfigError(e) from None
     opts = Options(hostname=host, config_file=config_path)
     for f in fields(Options):
         if f.name in OPTION_SPECS:
