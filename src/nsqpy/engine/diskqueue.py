@@ -20,7 +20,8 @@ the metadata temp file) happens outside ``_lock``; concurrent syncs are serialis
 Writes are buffered in memory (one buffer per data file that still has unwritten
 records) and handed to the OS by a single ``pwrite`` when
 
-* the buffer exceeds ``WRITE_BUFFER_SIZE``,
+* a put would make the buffered bytes exceed ``WRITE_BUFFER_SIZE`` (the buffer is
+  written first; if that fails the put raises and nothing is accepted),
 * the reader reaches the buffered region,
 * a sync starts (the metadata always describes data already written to the OS),
 * the end of the current event-loop iteration (``put`` schedules this with
@@ -29,9 +30,10 @@ records) and handed to the OS by a single ``pwrite`` when
   the data then survives a crash of the process (not of the machine) and is recovered
   through the stale-metadata rule at the next start.
 
-A failed write keeps the records buffered (they are retried), is logged, and makes the
-next ``put``/``put_many`` retry the write first and raise ``OSError`` (without accepting
-its records) if it still fails.
+A put/put_many that raises has changed nothing.  A write that fails where no caller can
+be told (end-of-iteration flush, reader catching up) keeps the records buffered (they
+are retried at the same offsets), is logged, and makes the next ``put``/``put_many``
+retry the write first and raise ``OSError`` (accepting nothing) if it still fails.
 """
 from __future__ import annotations
 
@@ -83,6 +85,13 @@ def _noop_log(level: str, msg: str) -> None:
     pass
 
 
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class DiskQueue:
     def __init__(self, name: str, data_path: str, max_bytes_per_file: int, min_msg_size: int,
                  max_msg_size: int, sync_every: int, sync_timeout: float, log=None):
@@ -114,10 +123,14 @@ class DiskQueue:
         self._count = 0           # writes + reads since the last sync
         self._need_sync = False   # roll / new read file / error recovery
         self._gen = 0             # bumped by empty()/delete(): in-flight syncs must not rename
+        self._meta_seq = 0        # metadata snapshots are numbered; an older one never
+        self._meta_renamed = 0    # replaces a newer one
+        self._meta_stale = False  # file numbers changed: persist metadata before new data
         self._closed = False
         self._deleted = False
         self._werr = None         # last failed background write, retried by the next put
         self._flush_scheduled = False
+        self._unflushed = 0       # bytes buffered, not yet written to the OS
 
         # reader
         self._reader = None       # buffered file object on the current read file
@@ -147,20 +160,25 @@ class DiskQueue:
             with open(self._meta_path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
-            return
+            raw = None
+            self._meta_stale = True     # fresh queue: persist before the first record lands
         except OSError as e:
             log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
-            return
-        m = _META_RE.match(raw)
-        if m is None:
-            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - "
-                         f"cannot parse {raw[:64]!r} as \"%d\\n%d,%d\\n%d,%d\\n\"")
-            return
-        self._depth, self._rfn, self._rpos, self._wfn, self._wpos = (int(g) for g in m.groups())
+            raw = None
+        if raw is not None:
+            m = _META_RE.match(raw)
+            if m is None:
+                log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - "
+                             f"cannot parse {raw[:64]!r} as \"%d\\n%d,%d\\n%d,%d\\n\"")
+                self._meta_stale = True
+            else:
+                self._depth, self._rfn, self._rpos, self._wfn, self._wpos = (
+                    int(g) for g in m.groups())
 
         # metadata not synced at the last shutdown (crash): the write file may hold more
         # than writePos says.  Never overwrite it: write to a new file, the reader
-        # salvages the old one up to its real size.
+        # salvages the old one up to its real size.  (Also applied when the metadata
+        # was missing or unreadable and we start from zero.)
         fn = self._file_name(self._wfn)
         try:
             size = os.stat(fn).st_size
@@ -174,6 +192,7 @@ class DiskQueue:
                            f"< file size of {size}, skipping to new file")
             self._wfn += 1
             self._wpos = 0
+            self._meta_stale = True
 
     # -- status -----------------------------------------------------------------------------
     @property
@@ -199,22 +218,34 @@ class DiskQueue:
         if n < self.min_msg_size or n > self.max_msg_size or self._closed or self._werr is not None:
             self._check_put((data,))
         with self._lock:
+            t = 4 + n
+            if self._unflushed and self._unflushed + t > WRITE_BUFFER_SIZE:
+                self._flush_or_raise_locked()
             wpos = self._wpos
-            if wpos > 0 and wpos + 4 + n > self.max_bytes_per_file:
+            if wpos > 0 and wpos + t > self.max_bytes_per_file:
                 self._roll_locked()
                 wpos = 0
             buf = self._w.buf
-            buf += _pack_len(n)
-            buf += data
-            self._wpos = wpos + 4 + n
+            mark = len(buf)
+            try:
+                buf += _pack_len(n)
+                buf += data
+            except BaseException:
+                del buf[mark:]
+                raise
+            self._wpos = wpos + t
             self._depth += 1
             self._count += 1
-            if len(buf) >= WRITE_BUFFER_SIZE:
+            self._unflushed += t
+            if self._meta_stale:
+                self._persist_quick_locked()
+            if self._unflushed >= WRITE_BUFFER_SIZE:   # a single huge record
                 self._flush_bg_locked()
         if not self._flush_scheduled:
             self._schedule_flush()
 
     def put_many(self, datas) -> None:
+        """Append several records; all are accepted or (raising) none."""
         if not isinstance(datas, (list, tuple)):
             datas = list(datas)
         if not datas:
@@ -222,16 +253,19 @@ class DiskQueue:
         if self._sync_waiting:
             self._handoff.wait()
         lo, hi = self.min_msg_size, self.max_msg_size
+        total = 4 * len(datas)
+        bad = False
         for d in datas:
             n = len(d)
+            total += n
             if n < lo or n > hi:
-                break
-        else:
-            n = -1
-        if n >= 0 or self._closed or self._werr is not None:
+                bad = True
+        if bad or self._closed or self._werr is not None:
             self._check_put(datas)
         maxb = self.max_bytes_per_file
         with self._lock:
+            if self._unflushed and self._unflushed + total > WRITE_BUFFER_SIZE:
+                self._flush_or_raise_locked()
             wpos = self._wpos
             buf = self._w.buf
             for d in datas:
@@ -247,7 +281,10 @@ class DiskQueue:
             self._wpos = wpos
             self._depth += len(datas)
             self._count += len(datas)
-            if len(buf) >= WRITE_BUFFER_SIZE:
+            self._unflushed += total
+            if self._meta_stale:
+                self._persist_quick_locked()
+            if self._unflushed >= WRITE_BUFFER_SIZE:   # a big batch: write it now
                 self._flush_bg_locked()
         if not self._flush_scheduled:
             self._schedule_flush()
@@ -264,8 +301,7 @@ class DiskQueue:
                                      f"maxMsgSize={self.max_msg_size}")
         if self._werr is not None:
             with self._lock:
-                self._flush_locked()   # raises OSError: put refused, state unchanged
-                self._werr = None
+                self._flush_or_raise_locked()   # put refused, state unchanged
 
     def _roll_locked(self) -> None:
         """Start the next write file: the old one keeps its unwritten records and is
@@ -279,6 +315,7 @@ class DiskQueue:
         self._wpos = 0
         self._w = _WriteFile(self._wfn, 0)
         self._need_sync = True
+        self._meta_stale = True
         if self._rfn == oldnum:
             if self._reader is not None:
                 self._read_end = oldpos
@@ -304,11 +341,26 @@ class DiskQueue:
         wf.buf = bytearray()
 
     def _flush_locked(self) -> None:
-        for wf in self._rolled:
-            if wf.buf:
-                self._write_file(wf)
-        if self._w.buf:
-            self._write_file(self._w)
+        """Write every buffered record (raises OSError; what was not written stays
+        buffered and is retried at the same offsets)."""
+        try:
+            for wf in self._rolled:
+                if wf.buf:
+                    self._write_file(wf)
+            if self._w.buf:
+                self._write_file(self._w)
+        except BaseException:
+            self._unflushed = sum(len(wf.buf) for wf in self._rolled) + len(self._w.buf)
+            raise
+        self._unflushed = 0
+
+    def _flush_or_raise_locked(self) -> None:
+        try:
+            self._flush_locked()
+        except OSError as e:
+            self._werr = e
+            raise
+        self._werr = None
 
     def _flush_bg_locked(self) -> None:
         """Flush where the caller cannot report an error: keep the records buffered,
@@ -318,21 +370,13 @@ class DiskQueue:
         except OSError as e:
             self._werr = e
             self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
-            if self._reader is not None and self._rfn == self._wfn:
-                # the reader's buffer may hold bytes of the partial write
-                self._close_reader()
         else:
             self._werr = None
 
     def flush(self) -> None:
         """Hand all buffered records to the OS now (raises OSError)."""
         with self._lock:
-            try:
-                self._flush_locked()
-            except OSError as e:
-                self._werr = e
-                raise
-            self._werr = None
+            self._flush_or_raise_locked()
 
     def _schedule_flush(self) -> None:
         loop = _get_running_loop()
@@ -342,7 +386,7 @@ class DiskQueue:
 
     def _auto_flush(self) -> None:
         self._flush_scheduled = False
-        if self._closed:
+        if self._closed or not self._unflushed:
             return
         with self._lock:
             self._flush_bg_locked()
@@ -365,6 +409,7 @@ class DiskQueue:
         self._rfn = old + 1
         self._rpos = 0
         self._need_sync = True
+        self._meta_stale = True
         self._ends.pop(old, None)
         fn = self._file_name(old)
         try:
@@ -416,6 +461,8 @@ class DiskQueue:
                 if rfn > wfn or rpos > self._wpos:
                     with self._lock:
                         self._check_tail_locked()
+                        if self._meta_stale:
+                            self._persist_quick_locked()
                     return None
                 if rpos == self._wpos:
                     return None
@@ -437,6 +484,7 @@ class DiskQueue:
                 with self._lock:
                     self._next_read_file_locked()
                     self._check_tail_locked()
+                    self._persist_quick_locked()
                 continue
             hdr = r.read(4)
             if len(hdr) != 4:
@@ -459,8 +507,11 @@ class DiskQueue:
                     if rpos >= self._read_end:
                         self._next_read_file_locked()
                         self._check_tail_locked()
+                        self._persist_quick_locked()
                 elif rpos >= self._wpos:
                     self._check_tail_locked()
+                    if self._meta_stale:
+                        self._persist_quick_locked()
             return data
 
     def _flush_for_read(self) -> bool:
@@ -470,7 +521,6 @@ class DiskQueue:
             except OSError as e:
                 self._werr = e
                 self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
-                self._close_reader()
                 return False
             self._werr = None
             return True
@@ -480,6 +530,7 @@ class DiskQueue:
                            f"{self._file_name(self._rfn)} - {err}")
         with self._lock:
             self._handle_read_error_locked()
+            self._persist_quick_locked()
 
     def _handle_read_error_locked(self) -> None:
         """Rename the current read file to .bad and skip to the next file number."""
@@ -500,6 +551,7 @@ class DiskQueue:
             self._wfn += 1
             self._wpos = 0
             self._w = _WriteFile(self._wfn, 0)
+            self._unflushed = sum(len(wf.buf) for wf in self._rolled)
         bad = self._file_name(self._rfn)
         bad_renamed = bad + ".bad"
         self._log("WARNING", f"DISKQUEUE({self.name}) jump to next file and saving bad file as {bad_renamed}")
@@ -512,6 +564,7 @@ class DiskQueue:
         self._rfn += 1
         self._rpos = 0
         self._need_sync = True
+        self._meta_stale = True
         self._check_tail_locked()
 
     def _check_tail_locked(self) -> None:
@@ -540,6 +593,7 @@ class DiskQueue:
                                    f"writeFileNum and resetting 0...")
             self._skip_to_next_rw_file_locked()
             self._need_sync = True
+            self._meta_stale = True
 
     def _close_write_files_locked(self) -> None:
         for wf in (*self._rolled, self._w):
@@ -574,6 +628,7 @@ class DiskQueue:
         self._w = _WriteFile(self._wfn, 0)
         self._ends.clear()
         self._werr = None
+        self._unflushed = 0
         return err
 
     # -- empty / close / delete -------------------------------------------------------------
@@ -595,6 +650,7 @@ class DiskQueue:
             self._gen += 1
             self._count = 0
             self._need_sync = False
+            self._meta_stale = True     # written again before the next record lands
         if err is not None:
             raise err
 
@@ -655,6 +711,9 @@ class DiskQueue:
                     meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
                                                      self._wfn, self._wpos)
                     gen = self._gen
+                    self._meta_seq += 1
+                    seq = self._meta_seq
+                    self._meta_stale = False
                     rolled = self._rolled
                     self._rolled = []
                     fd = self._w.fd
@@ -683,31 +742,66 @@ class DiskQueue:
                         os.close(cur)
                 if err is not None:
                     raise err
-                self._persist_metadata(meta, gen)
+                self._persist_metadata(meta, gen, seq)
             except OSError as e:
                 self._need_sync = True
                 self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
                 raise
 
-    def _persist_metadata(self, meta: bytes, gen: int) -> None:
+    def _write_meta_tmp(self, meta: bytes, fsync: bool) -> str:
         tmp = "%s.%d.tmp" % (self._meta_path, random.getrandbits(63))
         fd = os.open(tmp, _OPEN_FLAGS | os.O_TRUNC, 0o600)
         try:
-            try:
-                os.write(fd, meta)
+            os.write(fd, meta)
+            if fsync:
                 _fsync(fd)
-            finally:
-                os.close(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _persist_metadata(self, meta: bytes, gen: int, seq: int) -> None:
+        tmp = self._write_meta_tmp(meta, True)
+        try:
             with self._lock:
-                if gen == self._gen and not self._deleted:
+                if gen == self._gen and not self._deleted and seq > self._meta_renamed:
                     os.replace(tmp, self._meta_path)
+                    self._meta_renamed = seq
                     tmp = None
         finally:
             if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+                _unlink_quietly(tmp)
+
+    def _persist_quick_locked(self) -> None:
+        """Persist the metadata now, without fsync, on the loop thread (under _lock).
+
+        Done whenever the file numbers change (write file rolled, read file finished,
+        error recovery), before any record reaches the new write file: if the process
+        dies before the next sync(), the metadata still names the newest write file, so
+        at restart the stale-metadata rule moves the writer past it instead of
+        overwriting records (go-diskqueue persists synchronously at these points; the
+        fsync is left to the sync() that sync_due() asks for).  writePos is the part of
+        the write file already handed to the OS."""
+        self._meta_stale = False
+        if self._deleted or self._closed:
+            return
+        meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
+                                         self._wfn, self._w.flushed)
+        self._meta_seq += 1
+        seq = self._meta_seq
+        try:
+            tmp = self._write_meta_tmp(meta, False)
+            try:
+                os.replace(tmp, self._meta_path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+        except OSError as e:
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to persist metadata - {e}")
+            return
+        self._meta_renamed = seq
 
     def __repr__(self) -> str:
         return (f"<DiskQueue {self.name!r} depth={self._depth} read={self._rfn},{self._rpos} "
