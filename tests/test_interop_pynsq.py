@@ -22,6 +22,11 @@ async def make_writer(nsqd):
     return w
 
 
+def close_writer(w):
+    for conn in list(w.conns.values()):
+        conn.close()
+
+
 async def publish(call, *args):
     fut = asyncio.get_running_loop().create_future()
 
@@ -60,7 +65,7 @@ async def test_pynsq_pub_mpub_dpub_all_consumed(nsqd):
         await wait_for(lambda: nsqd.channel_stats("py_a", "pynsq")["in_flight_count"] == 0)
     finally:
         r.close()
-        w.close()
+        close_writer(w)
 
 
 async def test_pynsq_requeue_redelivers_same_id_with_attempts_two(nsqd):
@@ -81,7 +86,7 @@ async def test_pynsq_requeue_redelivers_same_id_with_attempts_two(nsqd):
         assert seen[0][0] == seen[1][0] and [a for _, a in seen[:2]] == [1, 2]
     finally:
         r.close()
-        w.close()
+        close_writer(w)
 
 
 async def test_pynsq_msg_timeout_redelivers_unanswered_message(nsqd):
@@ -95,7 +100,7 @@ async def test_pynsq_msg_timeout_redelivers_unanswered_message(nsqd):
             return None
         return True
 
-    r = reader(nsqd, "py_to", handler, msg_timeout=1000)
+    r = reader(nsqd, "py_to", handler, msg_timeout=1)   # pynsq takes seconds
     try:
         await publish(w.pub, "py_to", b"slow")
         await wait_for(lambda: len(seen) >= 2, timeout=10)
@@ -103,4 +108,4 @@ async def test_pynsq_msg_timeout_redelivers_unanswered_message(nsqd):
         assert seen[1][2] - seen[0][2] >= 0.9
     finally:
         r.close()
-        w.close()
+        close_writer(w)

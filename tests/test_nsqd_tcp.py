@@ -292,6 +292,7 @@ def test_bad_client_does_not_disturb_others(nsqd, conn_factory):
     good.subscribe("iso", "c", rdy=5)
     bad = conn_factory(nsqd)
     bad.send(b"\xff\xfe garbage\n")
+    bad.expect_error(b"E_INVALID invalid command \xff\xfe")
     bad.expect_closed()
     conn_factory(nsqd).pub("iso", b"ok")
     assert good.read_message()[2] == b"ok"
