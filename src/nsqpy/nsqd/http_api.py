@@ -521,14 +521,20 @@ class HTTPAPI:
     @staticmethod
     def _maybe_close(request, resp) -> None:
         """Go closes the connection rather than drain a big or never-sent body."""
+        close = False
         if not request.get("_nsq_continued"):
             expect = request.headers.get("Expect")
             if expect is not None and expect.lower() == "100-continue":
-                resp.force_close()
-                return
-        cl = request.content_length
-        if cl is None or cl > 256 << 10:
+                close = True
+        if not close:
+            cl = request.content_length
+            close = cl is None or cl > 256 << 10
+        if close:
             resp.force_close()
+            # close right after the response instead of lingering to drain the body
+            proto = request.protocol
+            if proto is not None and hasattr(proto, "_lingering_time"):
+                proto._lingering_time = 0.0
 
     # -- /ping /info ---------------------------------------------------------------------------
     async def ping(self, request, query, param):
