@@ -382,9 +382,13 @@ def test_put_rejects_non_bytes_without_side_effects(tmp_path):
     with pytest.raises(TypeError):
         q.put("text")
     assert q.depth == 0
+    with pytest.raises(TypeError):
+        q.put_many([b"good", "bad"])
+    assert q.depth == 0
     q.put(bytearray(b"ok"))
     q.put(memoryview(b"fine"))
-    assert drain(q) == [b"ok", b"fine"]
+    q.put_many([bytearray(b"also"), memoryview(b"fine too")])
+    assert drain(q) == [b"ok", b"fine", b"also", b"fine too"]
     q.close()
 
 
@@ -783,7 +787,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DQ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops, max_bytes=st.sampled_from([16, 50, 100, 1 << 20]))
 def test_fifo_model(ops, max_bytes):
     with tempfile.TemporaryDirectory() as d:
@@ -819,7 +823,7 @@ def test_fifo_model(ops, max_bytes):
         q.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DQ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops, max_bytes=st.sampled_from([16, 50, 100, 1 << 20]))
 def test_crash_recovery_model(ops, max_bytes):
     """Killed process (buffers already handed to the OS, no sync): after restart every

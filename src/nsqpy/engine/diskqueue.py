@@ -12,10 +12,20 @@ Threading model
 ``put``/``put_many``/``get``/``empty``/``delete``/``close``/``flush`` run on one thread
 (the asyncio loop thread).  ``sync`` may run concurrently on a worker thread.  All state
 shared with ``sync`` is guarded by ``_lock``, which is only ever held for in-memory work
-plus, at most, one ``pwrite`` of the write buffer, a few ``unlink``\\ s (empty) or the
-final metadata ``rename``.  The expensive part of a sync (fsync of the data files and of
-the metadata temp file) happens outside ``_lock``; concurrent syncs are serialised by
-``_sync_lock``.
+plus, at most, one ``pwrite`` of the write buffer, a few ``unlink``\\ s (empty) or a
+metadata write without fsync (see below).  The expensive part of a sync (fsync of the
+data files and of the metadata temp file) happens outside ``_lock``; concurrent syncs
+are serialised by ``_sync_lock``.  Rolling to a new write file does no fsync on the loop
+thread: the old file's fd is kept and fsynced by the next sync() (``sync_due()`` turns
+True at once, as go-diskqueue syncs at every roll).
+
+Whenever the file numbers change (roll, read file finished, error recovery, first
+record of a fresh/emptied queue) the metadata is rewritten at once without fsync
+(write temp file + rename, ~tens of µs), before any record reaches a new write file.
+A process killed before the following sync() thus never leaves records in a file the
+metadata doesn't know about: at restart the stale-metadata rule moves the writer past
+them and the reader recovers them.  Metadata snapshots are numbered so an older one
+never replaces a newer one.
 
 Writes are buffered in memory (one buffer per data file that still has unwritten
 records) and handed to the OS by a single ``pwrite`` when
@@ -258,7 +268,7 @@ class DiskQueue:
         for d in datas:
             n = len(d)
             total += n
-            if n < lo or n > hi:
+            if n < lo or n > hi or type(d) is not bytes:
                 bad = True
         if bad or self._closed or self._werr is not None:
             self._check_put(datas)
@@ -295,6 +305,8 @@ class DiskQueue:
         if self._closed:
             raise DiskQueueError("exiting")
         for d in datas:
+            if type(d) is not bytes and memoryview(d).itemsize != 1:   # TypeError if not bytes-like
+                raise TypeError(f"a bytes-like object is required, not {type(d).__name__!r}")
             n = len(d)
             if n < self.min_msg_size or n > self.max_msg_size:
                 raise DiskQueueError(f"invalid message write size ({n}) minMsgSize={self.min_msg_size} "
@@ -368,10 +380,14 @@ class DiskQueue:
         try:
             self._flush_locked()
         except OSError as e:
-            self._werr = e
-            self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
+            self._write_failed(e)
         else:
             self._werr = None
+
+    def _write_failed(self, e: OSError) -> None:
+        if self._werr is None:      # log once per failure episode, not on every retry
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
+        self._werr = e
 
     def flush(self) -> None:
         """Hand all buffered records to the OS now (raises OSError)."""
@@ -519,8 +535,7 @@ class DiskQueue:
             try:
                 self._flush_locked()
             except OSError as e:
-                self._werr = e
-                self._log("ERROR", f"DISKQUEUE({self.name}) failed to write - {e}")
+                self._write_failed(e)
                 return False
             self._werr = None
             return True
@@ -745,6 +760,7 @@ class DiskQueue:
                 self._persist_metadata(meta, gen, seq)
             except OSError as e:
                 self._need_sync = True
+                self._meta_stale = True
                 self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
                 raise
 
