@@ -187,7 +187,10 @@ class Channel:
         if self.e2e is not None:
             self.e2e.add_sample(msg.timestamp)
         if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
-            self.consumer_ready(c)
+            # ready again; the connection calls pump() once after the whole read, so a
+            # batch of FINs refills in one pass
+            c.ready = True
+            self.ready[c] = None
 
     def requeue(self, c, msg_id: bytes, delay_ms: int) -> None:
         if self.exiting:

@@ -221,6 +221,9 @@ class ClientV2(asyncio.Protocol, Consumer):
         except ProtocolError as err:      # everything the parser and handlers raise is fatal
             self._fatal(err)
             return
+        ch = self.channel
+        if ch is not None and self.ready:
+            ch.pump()
         if self.out and not self.closed and self.out_size == 0:
             self.flush()
 
