@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from nsqpy.protocol import commands as cmds
@@ -123,7 +124,7 @@ class Daemon:
             return e.code, e.headers, e.read()
 
     def stats(self, **params):
-        query = "&".join(f"{k}={v}" for k, v in {"format": "json", **params}.items())
+        query = urllib.parse.urlencode({"format": "json", **params})
         status, _, body = self.http("GET", f"/stats?{query}")
         assert status == 200, body
         return json.loads(body)

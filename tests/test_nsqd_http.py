@@ -687,3 +687,106 @@ def test_tls_required_tcp_https_allows_plain_http(nsqd_factory, cert_pair):
     d = nsqd_factory(f"--tls-cert={cert}", f"--tls-key={key}", "--tls-required=tcp-https",
                      "--https-address=127.0.0.1:0")
     assert req(d, "GET", "/ping")[:3:2] == (200, b"OK")
+
+
+# -- in-process daemon: states that are hard to reach from outside ---------------------------------------
+@pytest.fixture
+async def inproc(tmp_path):
+    import io
+
+    from nsqpy.log import Logger
+    from nsqpy.nsqd.daemon import NSQD
+    from nsqpy.nsqd.options import parse_nsqd_options
+
+    opts = parse_nsqd_options(["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
+                               f"--data-path={tmp_path}", "--broadcast-address=127.0.0.1"])
+    stream = io.StringIO()
+    n = NSQD(opts, Logger("[nsqd] ", "info", stream=stream))
+    n.log_stream = stream
+    await n.start()
+    yield n
+    await n.stop()
+
+
+async def test_ping_unhealthy(inproc):
+    import aiohttp
+    inproc.broker.disk_failed(OSError("no space left on device"))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{inproc.http_port}/ping") as r:
+            assert r.status == 500
+            assert await r.read() == b"NOK - no space left on device"
+            assert "X-Nsq-Content-Type" not in r.headers
+        async with s.get(f"http://127.0.0.1:{inproc.http_port}/stats?format=json") as r:
+            assert (await r.json())["health"] == "NOK - no space left on device"
+        async with s.get(f"http://127.0.0.1:{inproc.http_port}/stats") as r:
+            assert "\nHealth: NOK - no space left on device\n" in await r.text()
+        inproc.broker.disk_ok()
+        async with s.get(f"http://127.0.0.1:{inproc.http_port}/ping") as r:
+            assert (r.status, await r.read()) == (200, b"OK")
+    assert re.search(r"INFO: 500 GET /ping \(127\.0\.0\.1:\d+\) ", inproc.log_stream.getvalue())
+
+
+async def test_handler_panic_is_internal_error(inproc, monkeypatch):
+    import aiohttp
+
+    def boom(name):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(inproc.broker, "get_existing_topic", boom)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://127.0.0.1:{inproc.http_port}/topic/empty?topic=x") as r:
+            assert r.status == 500
+            assert await r.read() == b'{"message":"INTERNAL_ERROR"}'
+    log = inproc.log_stream.getvalue()
+    assert "ERROR: panic in HTTP handler - " in log
+    assert re.search(r"INFO: 500 POST /topic/empty\?topic=x ", log)
+
+
+async def test_https_listener_and_tls_required(inproc, cert_pair):
+    import ssl
+
+    import aiohttp
+
+    from nsqpy.nsqd.http_api import start_http_server
+
+    cert, key = cert_pair
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    inproc.opts.tls_required = 2
+    https, https_port = await start_http_server(inproc, "127.0.0.1", 0, ssl_context=ctx)
+    plain, plain_port = await start_http_server(inproc, "127.0.0.1", 0)
+    inproc.https_port = https_port
+    client_ctx = ssl.create_default_context()
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"https://127.0.0.1:{https_port}/ping", ssl=client_ctx) as r:
+                assert (r.status, await r.read()) == (200, b"OK")
+            async with s.post(f"https://127.0.0.1:{https_port}/pub?topic=tls", data=b"m",
+                              ssl=client_ctx) as r:
+                assert (r.status, await r.read()) == (200, b"OK")
+            async with s.get(f"http://127.0.0.1:{plain_port}/ping") as r:
+                assert r.status == 403
+                assert await r.read() == (b'{"message": "TLS_REQUIRED", "https_port": %d}'
+                                          % https_port)
+                assert r.headers["Content-Type"] == JSON_CT
+                assert r.headers["X-Nsq-Content-Type"] == "nsq; version=1.0"
+    finally:
+        await https.close()
+        await plain.close()
+
+
+async def test_port_zero_and_close(inproc):
+    import aiohttp
+
+    from nsqpy.nsqd.http_api import start_http_server
+
+    handle, port = await start_http_server(inproc, "127.0.0.1", 0)
+    assert port > 0
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{port}/ping") as r:
+            assert r.status == 200
+    await handle.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -416,3 +416,93 @@ def test_stats_show_consumer_and_producer(nsqd, conn_factory):
         ("cons", 3, 5, 1)
     assert [p["pub_counts"] for p in s["producers"]] == [[{"topic": "st", "count": 1}]]
     assert json.dumps(s)  # serialisable
+
+
+def test_ephemeral_topic_deleted_with_its_last_channel(nsqd, conn_factory):
+    c = conn_factory(nsqd)
+    c.subscribe("gone#ephemeral", "c#ephemeral")
+    assert nsqd.stats(topic="gone#ephemeral")["topics"]
+    c.close()
+    deadline = time.time() + 5
+    while nsqd.stats(topic="gone#ephemeral")["topics"]:
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def test_ephemeral_channel_overflow_is_discarded_not_written(nsqd_factory, conn_factory):
+    d = nsqd_factory("--mem-queue-size=2")
+    c = conn_factory(d)
+    c.subscribe("ephov", "c#ephemeral")
+    p = conn_factory(d)
+    p.send(cmds.encode_mpub("ephov", [b"x"] * 5))
+    p.expect_response()
+    ch = d.channel_stats("ephov", "c#ephemeral")
+    assert (ch["depth"], ch["backend_depth"], ch["message_count"]) == (2, 0, 5)
+    import os
+    assert not [f for f in os.listdir(d.data_path) if "ephemeral" in f]
+
+
+def test_e2e_latency_percentiles_reported_after_fin(nsqd_factory, conn_factory):
+    d = nsqd_factory("--e2e-processing-latency-percentile=0.99",
+                     "--e2e-processing-latency-percentile=0.5")
+    c = conn_factory(d)
+    c.subscribe("e2e", "c", rdy=10)
+    conn_factory(d).pub("e2e", b"x")
+    msg_id = c.read_message()[0]
+    time.sleep(0.05)
+    c.send(cmds.encode_fin(msg_id))
+    time.sleep(0.2)
+    lat = d.channel_stats("e2e", "c")["e2e_processing_latency"]
+    assert lat["count"] == 1
+    assert [p["quantile"] for p in lat["percentiles"]] == [0.99, 0.5]
+    assert all(p["value"] >= 50e6 for p in lat["percentiles"])
+    topic_lat = d.stats(topic="e2e")["topics"][0]["e2e_processing_latency"]
+    assert topic_lat["count"] == 1
+
+
+def test_paused_channel_queues_but_delivers_nothing_until_unpaused(nsqd, conn_factory):
+    c = conn_factory(nsqd)
+    c.subscribe("pz", "c", rdy=5)
+    assert nsqd.http("POST", "/channel/pause?topic=pz&channel=c")[0] == 200
+    conn_factory(nsqd).pub("pz", b"x")
+    with pytest.raises(socket.timeout):
+        c.read_frame(timeout=0.4)
+    assert nsqd.channel_stats("pz", "c")["depth"] == 1
+    assert nsqd.http("POST", "/channel/unpause?topic=pz&channel=c")[0] == 200
+    c.sock.settimeout(5)
+    assert c.read_message()[2] == b"x"
+
+
+def test_paused_topic_holds_messages_until_unpaused(nsqd, conn_factory):
+    c = conn_factory(nsqd)
+    c.subscribe("tp", "c", rdy=5)
+    assert nsqd.http("POST", "/topic/pause?topic=tp")[0] == 200
+    conn_factory(nsqd).pub("tp", b"x")
+    assert nsqd.stats(topic="tp")["topics"][0]["depth"] == 1
+    with pytest.raises(socket.timeout):
+        c.read_frame(timeout=0.4)
+    assert nsqd.http("POST", "/topic/unpause?topic=tp")[0] == 200
+    c.sock.settimeout(5)
+    assert c.read_message()[2] == b"x"
+
+
+def test_channel_delete_disconnects_its_consumers(nsqd, conn_factory):
+    c = conn_factory(nsqd)
+    c.subscribe("cd", "c", rdy=5)
+    assert nsqd.http("POST", "/channel/delete?topic=cd&channel=c")[0] == 200
+    c.expect_closed()
+    assert nsqd.channel_stats("cd", "c") is None
+
+
+def test_channel_empty_drops_in_flight_and_resets_client_count(nsqd, conn_factory):
+    c = conn_factory(nsqd)
+    c.subscribe("ce", "c", rdy=1)
+    p = conn_factory(nsqd)
+    p.pub("ce", b"1")
+    p.pub("ce", b"2")
+    c.read_message()
+    assert nsqd.http("POST", "/channel/empty?topic=ce&channel=c")[0] == 200
+    st = nsqd.channel_stats("ce", "c")
+    assert (st["depth"], st["in_flight_count"], st["clients"][0]["in_flight_count"]) == (0, 0, 0)
+    p.pub("ce", b"3")
+    assert c.read_message()[2] == b"3"
