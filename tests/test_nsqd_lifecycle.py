@@ -185,3 +185,42 @@ def test_reads_a_go_written_data_directory(tmp_path):
             (b"18a73e5455669000", 2, b"msg6"), (b"18a73e5455669001", 2, b"msg7")]
     finally:
         d.stop()
+
+
+def test_unparsable_metadata_is_fatal(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "nsqd.dat").write_text("{not json")
+    r = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={data}")
+    assert r.returncode == 1
+    assert "FATAL: failed to load metadata - failed to parse metadata in" in r.stderr
+
+
+def test_missing_data_path_is_fatal(tmp_path):
+    r = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
+                 f"--data-path={tmp_path / 'nope'}")
+    assert r.returncode == 1
+    assert "failed to lock data-path: open" in r.stderr
+
+
+def test_config_file_sets_options_and_flags_win(tmp_path):
+    conf = tmp_path / "nsqd.toml"
+    conf.write_text('mem_queue_size = 3\nmax_rdy_count = 7\nmsg_timeout = "5s"\n')
+    d = start_nsqd(tmp_path, f"--config={conf}", "--max-rdy-count=9")
+    try:
+        assert d.http("GET", "/config/mem_queue_size")[2] == b"3"
+        assert d.http("GET", "/config/max_rdy_count")[2] == b"9"
+        assert d.http("GET", "/config/msg_timeout")[2] == b"5000000000"
+        c = Conn(d.tcp_address)
+        assert c.identify(feature_negotiation=True)["max_rdy_count"] == 9
+    finally:
+        d.stop()
+
+
+def test_two_daemons_cannot_bind_the_same_tcp_port(nsqd, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    r = run_nsqd(f"--tcp-address=127.0.0.1:{nsqd.tcp_port}", "--http-address=127.0.0.1:0",
+                 f"--data-path={other}")
+    assert r.returncode == 1
+    assert f"listen (127.0.0.1:{nsqd.tcp_port}) failed" in r.stderr
