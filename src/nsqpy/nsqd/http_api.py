@@ -309,9 +309,17 @@ def _existing_topic_from_query(nsqd, query: str):
     return params, topic, cname
 
 
-def _persist(nsqd) -> None:
+async def _persist(nsqd) -> None:
+    """Persist nsqd.dat before answering (Go calls PersistMetadata synchronously); the
+    snapshot is taken on the loop, the write+fsync runs in a worker thread."""
+    broker = nsqd.broker
     try:
-        nsqd.broker.persist_metadata_soon()
+        write = getattr(broker, "_write_metadata", None)
+        if write is None:
+            broker.persist_metadata_soon()
+            return
+        data = go_json(broker.metadata())
+        await asyncio.get_running_loop().run_in_executor(None, write, data)
     except Exception as e:  # noqa: BLE001
         nsqd.log.error(f"NSQ: failed to persist metadata - {e}")
 
@@ -711,7 +719,7 @@ class HTTPAPI:
         except Exception as e:  # noqa: BLE001
             nsqd.log.error(f"failure in {request.path} - {e}")
             raise Err(500, "INTERNAL_ERROR") from None
-        _persist(nsqd)
+        await _persist(nsqd)
         return None
 
     # -- channels ---------------------------------------------------------------------------------
@@ -753,7 +761,7 @@ class HTTPAPI:
         except Exception as e:  # noqa: BLE001
             nsqd.log.error(f"failure in {request.path} - {e}")
             raise Err(500, "INTERNAL_ERROR") from None
-        _persist(nsqd)
+        await _persist(nsqd)
         return None
 
     # -- /config ------------------------------------------------------------------------------------
