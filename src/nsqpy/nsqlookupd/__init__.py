@@ -1,0 +1,1 @@
+"""nsqlookupd: the topology directory nsqd nodes register with and consumers query."""
