@@ -790,3 +790,40 @@ async def test_port_zero_and_close(inproc):
     await handle.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_pub_huge_content_length_answered_before_body(nsqd):
+    c = Raw(nsqd.http_port)
+    c.send(b"POST /pub?topic=huge HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+           b"partial")
+    status, headers, body = c.read_response()
+    assert_v1_error((status, headers, body), 413, "MSG_TOO_BIG")
+    assert headers.get("connection", "").lower() == "close"
+    assert c.is_closed()
+
+
+def test_unread_small_body_keeps_connection(nsqd):
+    c = Raw(nsqd.http_port)
+    assert_v1_empty(c.request("POST", "/topic/create?topic=kb", b"ignored body"))
+    assert c.request("GET", "/ping")[2] == b"OK"
+    c.close()
+
+
+# -- units ------------------------------------------------------------------------------------------------
+def test_parse_query_like_go():
+    from nsqpy.nsqd.http_api import parse_query
+    assert parse_query("topic=a&topic=b&x=1+2&y=%41&&z") == {
+        "topic": "a", "x": "1 2", "y": "A", "z": ""}
+    for bad in ("a=%", "a=%4", "a=%zz", "a=1;b=2", "%gg=1"):
+        with pytest.raises(ValueError):
+            parse_query(bad)
+    assert parse_query("a=%zz&rate=5;x&rate=7", strict=False) == {"rate": "7"}
+
+
+def test_clean_path_like_httprouter():
+    from nsqpy.nsqd.http_api import clean_path
+    assert clean_path("") == "/"
+    assert clean_path("//ping") == "/ping"
+    assert clean_path("/a/../b/./c/") == "/b/c/"
+    assert clean_path("ping") == "/ping"
+    assert clean_path("/../..") == "/"
