@@ -77,18 +77,26 @@ class NSQD:
             max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
             max_deflate_level=opts.max_deflate_level,
         )
-        # TLS, snappy and deflate upgrades arrive with the next milestone: until then the
-        # reply says they are not enabled, and clients carry on uncompressed in plain text.
+        self.ssl_context = None
+        if opts.tls_cert or opts.tls_key:
+            from .tls import build_server_ssl_context
+            try:
+                self.ssl_context = build_server_ssl_context(opts)
+            except (ValueError, OSError) as e:
+                raise StartupError(f"failed to build TLS config - {e}") from None
         self.negotiation = Negotiation(
             max_rdy_count=opts.max_rdy_count,
             max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
-            tls_enabled=False, deflate_enabled=False, snappy_enabled=False,
+            tls_enabled=self.ssl_context is not None,
+            deflate_enabled=bool(opts.deflate), snappy_enabled=bool(opts.snappy),
             max_deflate_level=opts.max_deflate_level,
             auth_required=self.auth.enabled,
         )
-        self.tls_required_tcp = False
+        self.tls_required_tcp = opts.tls_required != 0     # 1 tcp-https, 2 true
         self.tcp_server = None
         self.http_server = None
+        self.https_server = None
+        self.https_port = 0
         self.tcp_port = 0
         self.http_port = 0
         self.lookupd_addresses = list(opts.nsqlookupd_tcp_addresses or [])
@@ -148,6 +156,17 @@ class NSQD:
                                    f"{opts.http_address}: bind: {os.strerror(e.errno).lower()}") from None
             self.http_listen_address = go_listen_address(hhost, self.http_port)
             log.info(f"HTTP: listening on {self.http_listen_address}")
+        if self.ssl_context is not None and opts.https_address:
+            from .http_api import start_http_server
+            shost, sport = split_host_port(opts.https_address)
+            try:
+                self.https_server, self.https_port = await start_http_server(
+                    self, shost, sport, ssl_context=self.ssl_context)
+            except OSError as e:
+                raise StartupError(f"listen ({opts.https_address}) failed - listen tcp "
+                                   f"{opts.https_address}: bind: {os.strerror(e.errno).lower()}") from None
+            self.https_listen_address = go_listen_address(shost, self.https_port)
+            log.info(f"HTTPS: listening on {self.https_listen_address}")
         self.broker.start()
         if opts.statsd_address:
             from .statsd import statsd_loop
@@ -169,8 +188,12 @@ class NSQD:
         if self.http_server is not None:
             log.info(f"HTTP: closing {self.http_listen_address}")
             await self.http_server.close()
+        if self.https_server is not None:
+            log.info(f"HTTPS: closing {self.https_listen_address}")
+            await self.https_server.close()
         for task in self._tasks:
             task.cancel()
+        await self.auth.close()
         self.broker.close()
         log.info("LOOKUP: closing")
         if self._lock_fd is not None:

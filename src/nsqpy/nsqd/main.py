@@ -10,16 +10,18 @@ from .options import OptionsError, parse_nsqd_options
 
 
 async def serve(opts, log) -> int:
-    nsqd = NSQD(opts, log)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    nsqd = None
     try:
+        nsqd = NSQD(opts, log)
         await nsqd.start()
     except StartupError as e:
         log.fatal(str(e))
-        await nsqd.stop()
+        if nsqd is not None:
+            await nsqd.stop()
         return 1
     await stop.wait()
     await nsqd.stop()

@@ -19,6 +19,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import (CLOSE_WAIT_FRAME, HEARTBEAT_FRAME, OK_FRAME, encode_error,
                                encode_message_frame, encode_response)
 from ..protocol.identify import feature_negotiation_response, parse_identify
+from .auth import NeedsRefresh
 
 MAGIC_V2 = b"  V2"
 CLIENT_TIMEOUT = 60.0                    # upstream's fixed --client-timeout
@@ -38,7 +39,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         opts = nsqd.opts
         self.transport = None
         self.magic = b""
-        self.parser = cmds.CommandParser(nsqd.limits, self._precheck)
+        self.parser = cmds.CommandParser(nsqd.limits, self._precheck, self._mpub_precheck)
         self.out = []                     # pending frames
         self.out_size = 0
         self.closed = False
@@ -59,7 +60,13 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.output_buffer_timeout = opts.output_buffer_timeout / 1e9
         self.msg_timeout = opts.msg_timeout / 1e9
         self.max_req_timeout_ms = opts.max_req_timeout // 1_000_000
+        self.busy = None                  # the async step (TLS upgrade, auth query) in progress
+        self.encoder = None               # snappy/deflate stream encoder once negotiated
+        self.decoder = None
         self.tls = False
+        self.tls_common_name = ""
+        self.ssl_object = None
+        self.auth_state = None
         self.snappy = False
         self.deflate = False
         self.authed = False
@@ -159,10 +166,10 @@ class ClientV2(asyncio.Protocol, Consumer):
             out = self.out
             self.out = []
             self.out_size = 0
-            if len(out) == 1:
-                self.transport.write(out[0])
-            else:
-                self.transport.write(b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            if self.encoder is not None:
+                data = self.encoder.encode(data)
+            self.transport.write(data)
         if self.flush_timer is not None:
             self.flush_timer.cancel()
             self.flush_timer = None
@@ -209,15 +216,31 @@ class ClientV2(asyncio.Protocol, Consumer):
             if not data:
                 return
         self.last_read = monotonic()
+        if self.decoder is not None:
+            try:
+                data = self.decoder.decode(data)
+            except Exception as e:
+                self.log.error(f"[{self.remote_address}] - failed to decompress: {e}")
+                self.transport.close()
+                self.connection_lost(None)
+                return
+        self.parser.feed(data)
+        if self.busy is None:
+            self._process()
+
+    def _process(self) -> None:
+        """Run every complete command; stop early while an async step (TLS, auth) runs."""
         parser = self.parser
-        parser.feed(data)
         handlers = self.HANDLERS
         try:
-            while not self.closed:
+            while not self.closed and self.busy is None:
                 cmd = parser.next_command()
                 if cmd is None:
                     break
-                handlers[cmd.__class__](self, cmd)
+                try:
+                    handlers[cmd.__class__](self, cmd)
+                except NeedsRefresh:
+                    self._run_async(self._refresh_then_retry(cmd))
         except ProtocolError as err:      # everything the parser and handlers raise is fatal
             self._fatal(err)
             return
@@ -226,6 +249,36 @@ class ClientV2(asyncio.Protocol, Consumer):
             ch.pump()
         if self.out and not self.closed and self.out_size == 0:
             self.flush()
+
+    # -- async steps: reading pauses until they finish ----------------------------------------
+    def _run_async(self, coro) -> None:
+        self.flush()
+        self.transport.pause_reading()
+        self.busy = self.loop.create_task(coro)
+        self.busy.add_done_callback(self._async_done)
+
+    def _async_done(self, task) -> None:
+        self.busy = None
+        if self.closed:
+            return
+        exc = task.exception() if not task.cancelled() else None
+        if isinstance(exc, ProtocolError):
+            self._fatal(exc)
+            return
+        if exc is not None:
+            self.log.error(f"[{self.remote_address}] - {exc!r}")
+            self.transport.close()
+            self.connection_lost(None)
+            return
+        self.transport.resume_reading()
+        self._process()
+
+    async def _refresh_then_retry(self, cmd) -> None:
+        await self.nsqd.auth.refresh_if_expired(self)
+        try:
+            self.HANDLERS[cmd.__class__](self, cmd)
+        except NeedsRefresh:
+            raise ProtocolError("E_AUTH_FAILED", "AUTH failed") from None
 
     def _respond(self, frame: bytes) -> None:
         """Queue a response; it is written at the end of the current read (§9: immediate)."""
@@ -254,9 +307,15 @@ class ClientV2(asyncio.Protocol, Consumer):
         elif name == b"CLS":
             if state != STATE_SUBSCRIBED:
                 raise ProtocolError("E_INVALID", "cannot CLS in current state")
-        elif name == b"MPUB":
-            self.nsqd.auth.check_before_body(self, name, params)
         return None
+
+    def _mpub_precheck(self, topic: str) -> None:
+        """MPUB checks auth and creates the topic before reading the body (upstream order)."""
+        try:
+            self.nsqd.auth.check(self, b"MPUB", topic, "")
+        except NeedsRefresh:
+            pass        # the expired grant is re-queried when the complete MPUB runs
+        self.broker.get_topic(topic)
 
     # -- commands ---------------------------------------------------------------------------------
     def _identify(self, cmd) -> None:
@@ -275,14 +334,65 @@ class ClientV2(asyncio.Protocol, Consumer):
         if not data.feature_negotiation:
             self._respond(OK_FRAME)
             return
-        if data.snappy and data.deflate and nsqd.opts.snappy and nsqd.opts.deflate:
-            raise ProtocolError("E_IDENTIFY_FAILED",
-                                "cannot enable both deflate and snappy compression")
-        body = feature_negotiation_response(data, nsqd.negotiation)
+        neg = nsqd.negotiation
+        body = feature_negotiation_response(data, neg)   # raises if both compressions
         self._respond(encode_response(body))
+        self.flush()                                     # the JSON goes out in plain text
+        tls = data.tls_v1 and neg.tls_enabled
+        snappy = data.snappy and neg.snappy_enabled
+        deflate = data.deflate and neg.deflate_enabled
+        if not (tls or snappy or deflate):
+            return
+        # bytes buffered before the upgrade are discarded, like upstream
+        self.parser = cmds.CommandParser(nsqd.limits, self._precheck, self._mpub_precheck)
+        if tls:
+            self._run_async(self._upgrade(data, tls, snappy, deflate))
+        else:
+            self._compress(data, snappy, deflate)
+
+    async def _upgrade(self, data, tls, snappy, deflate) -> None:
+        try:
+            transport = await asyncio.wait_for(self.loop.start_tls(
+                self.transport, self, self.nsqd.ssl_context, server_side=True), 5.0)
+        except (OSError, asyncio.TimeoutError, ValueError) as e:
+            self.log.error(f"[{self.remote_address}] - TLS handshake failed: {e!r}")
+            self.transport.abort()
+            self.connection_lost(None)
+            return
+        self.transport = transport
+        self.tls = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        cert = transport.get_extra_info("peercert") or {}
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    self.tls_common_name = value
+        self.ssl_object = ssl_object
+        self.out.append(OK_FRAME)
+        self.flush()
+        if snappy or deflate:
+            self._compress(data, snappy, deflate)
+
+    def _compress(self, data, snappy, deflate) -> None:
+        from ..protocol.compression import (DeflateDecoder, DeflateEncoder, SnappyDecoder,
+                                            SnappyEncoder)
+        if snappy:
+            self.encoder, self.decoder = SnappyEncoder(), SnappyDecoder()
+            self.snappy = True
+        else:
+            level = min(data.deflate_level or 6, self.nsqd.opts.max_deflate_level)
+            self.encoder, self.decoder = DeflateEncoder(level), DeflateDecoder()
+            self.deflate = True
+        self.out.append(OK_FRAME)
+        self.flush()
 
     def _auth(self, cmd) -> None:
-        self.nsqd.auth.authenticate(self, cmd.secret)
+        self._run_async(self._authenticate(cmd.secret))
+
+    async def _authenticate(self, secret: bytes) -> None:
+        body = await self.nsqd.auth.authenticate(self, secret)
+        self.out.append(encode_response(body))
+        self.flush()
 
     def _sub(self, cmd) -> None:
         self.nsqd.auth.check(self, b"SUB", cmd.topic, cmd.channel)
@@ -391,6 +501,9 @@ class ClientV2(asyncio.Protocol, Consumer):
         return d
 
     def tls_stats(self) -> dict:
+        if self.tls:
+            from .tls import tls_stats
+            return tls_stats(self.ssl_object)
         return {"tls": False, "tls_cipher_suite": "", "tls_version": "",
                 "tls_negotiated_protocol": "", "tls_negotiated_protocol_is_mutual": False}
 
