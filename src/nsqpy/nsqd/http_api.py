@@ -238,9 +238,14 @@ async def read_limited(request, limit: int) -> bytes:
     content = request.content
     if content.at_eof():
         return b""
-    _expect_continue(request)
-    chunks = []
-    total = 0
+    if request.headers.get("Expect") is not None:
+        _expect_continue(request)
+    # fast path: the whole body is usually buffered already
+    data = content.read_nowait(limit)
+    total = len(data)
+    if total >= limit or content.at_eof():
+        return data
+    chunks = [data]
     while total < limit:
         chunk = await content.read(limit - total)
         if not chunk:
@@ -249,8 +254,6 @@ async def read_limited(request, limit: int) -> bytes:
         total += len(chunk)
         if content.at_eof():
             break
-    if len(chunks) == 1:
-        return chunks[0]
     return b"".join(chunks)
 
 
@@ -603,7 +606,7 @@ class HTTPAPI:
             topic.put(body, defer_ms)
         except (TopicError, BackendError):
             raise Err(503, "EXITING") from None
-        return "OK"
+        return b"OK"
 
     async def mpub(self, request, query, param):
         nsqd = self.nsqd
@@ -645,7 +648,7 @@ class HTTPAPI:
             topic.put_many(msgs)
         except (TopicError, BackendError):
             raise Err(503, "EXITING") from None
-        return "OK"
+        return b"OK"
 
     # -- /stats ------------------------------------------------------------------------------------
     async def stats(self, request, query, param):
