@@ -768,7 +768,8 @@ class HTTPAPI:
         return None
 
     # -- /config ------------------------------------------------------------------------------------
-    async def config(self, request, opt, param):
+    async def config(self, request, query, param):
+        """GET/PUT /config/:opt (param = the option's config-file name)."""
         nsqd = self.nsqd
         opts = nsqd.opts
         name = param
