@@ -155,11 +155,28 @@ class Conn:
         self.sock.settimeout(timeout)
         self.decoder = FrameDecoder()
         self.pending = []
+        self.enc = self.dec = None          # snappy/deflate stream codecs once negotiated
         if magic:
             self.sock.sendall(magic)
 
     def send(self, data: bytes) -> None:
+        if self.enc is not None:
+            data = self.enc.encode(data)
         self.sock.sendall(data)
+
+    def upgrade(self, negotiated: dict, ssl_context=None, deflate_level: int = 6) -> None:
+        """Follow the server's IDENTIFY reply: TLS, then snappy or deflate, each ending in OK."""
+        from nsqpy.protocol.compression import (DeflateDecoder, DeflateEncoder, SnappyDecoder,
+                                                SnappyEncoder)
+        if negotiated.get("tls_v1"):
+            self.sock = ssl_context.wrap_socket(self.sock)
+            self.expect_response(b"OK")
+        if negotiated.get("snappy"):
+            self.enc, self.dec = SnappyEncoder(), SnappyDecoder()
+            self.expect_response(b"OK")
+        if negotiated.get("deflate"):
+            self.enc, self.dec = DeflateEncoder(deflate_level), DeflateDecoder()
+            self.expect_response(b"OK")
 
     def read_frame(self, timeout: float | None = None, skip_heartbeats: bool = True):
         if timeout is not None:
@@ -173,6 +190,8 @@ class Conn:
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 raise ConnectionError("closed by server")
+            if self.dec is not None:
+                chunk = self.dec.decode(chunk)
             self.decoder.feed(chunk)
             self.pending.extend(self.decoder.frames())
 
