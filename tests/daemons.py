@@ -223,9 +223,20 @@ class Conn:
         ts, attempts, msg_id = struct.unpack(">qH16s", data[:26])
         return msg_id, attempts, data[26:], ts
 
+    def _recv_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed by server")
+            buf += chunk
+        return buf
+
     def identify(self, **fields) -> dict | None:
+        """IDENTIFY; the reply is read without over-reading, since an upgrade may follow it."""
         self.send(cmds.encode_identify(fields))
-        ft, data = self.read_frame()
+        size, ft = struct.unpack(">ii", self._recv_exact(8))
+        data = self._recv_exact(size - 4)
         assert ft == 0, data
         return json.loads(data) if data.startswith(b"{") else None
 
