@@ -154,6 +154,11 @@ class Broker:
                 os.close(fd)
             os.replace(tmp, path)
 
+    async def persist_metadata_now(self) -> None:
+        """Write nsqd.dat before returning, the fsync in a worker thread."""
+        data = json.dumps(self.metadata(), separators=(",", ":")).encode()
+        await asyncio.get_running_loop().run_in_executor(None, self._write_metadata, data)
+
     def persist_metadata_soon(self) -> None:
         """Coalesced write from a worker thread, so the loop never waits on fsync."""
         if self._meta_state:

@@ -46,6 +46,11 @@ def split_host_port(addr: str):
         raise StartupError(f"address {addr}: invalid port") from None
 
 
+def listen_error(addr: str, err: OSError) -> StartupError:
+    return StartupError(f"failed to instantiate nsqd - listen ({addr}) failed - listen tcp "
+                        f"{addr}: bind: {os.strerror(err.errno).lower()}")
+
+
 def go_listen_address(host: str, port: int) -> str:
     """How Go prints a listener address: the wildcard is ``[::]``."""
     if host in ("", "0.0.0.0", "::"):
@@ -60,7 +65,8 @@ class NSQD:
         self.opts = opts
         self.log = log
         self.hostname = socket.gethostname()
-        self.start_time = int(time.time())
+        self.start_time_ns = time.time_ns()
+        self.start_time = self.start_time_ns // 1_000_000_000
         self.broker = Broker(opts, log)
         self.clients = set()
         self.auth = Authorizer(opts, log)
@@ -83,7 +89,14 @@ class NSQD:
             try:
                 self.ssl_context = build_server_ssl_context(opts)
             except (ValueError, OSError) as e:
-                raise StartupError(f"failed to build TLS config - {e}") from None
+                raise StartupError(f"failed to instantiate nsqd - failed to build TLS config - {e}") from None
+        if self.auth.enabled:
+            from .tls import build_client_ssl_context
+            try:
+                build_client_ssl_context(opts)
+            except (ValueError, OSError) as e:
+                raise StartupError(
+                    f"failed to instantiate nsqd - failed to build client TLS config - {e}") from None
         self.negotiation = Negotiation(
             max_rdy_count=opts.max_rdy_count,
             max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
@@ -141,8 +154,7 @@ class NSQD:
             self.tcp_server = await loop.create_server(
                 lambda: ClientV2(self), host or None, port, reuse_address=True, backlog=1024)
         except OSError as e:
-            raise StartupError(f"listen ({opts.tcp_address}) failed - listen tcp "
-                               f"{opts.tcp_address}: bind: {os.strerror(e.errno).lower()}") from None
+            raise listen_error(opts.tcp_address, e) from None
         self.tcp_port = self.tcp_server.sockets[0].getsockname()[1]
         self.tcp_listen_address = go_listen_address(host, self.tcp_port)
         log.info(f"TCP: listening on {self.tcp_listen_address}")
@@ -152,8 +164,7 @@ class NSQD:
             try:
                 self.http_server, self.http_port = await start_http_server(self, hhost, hport)
             except OSError as e:
-                raise StartupError(f"listen ({opts.http_address}) failed - listen tcp "
-                                   f"{opts.http_address}: bind: {os.strerror(e.errno).lower()}") from None
+                raise listen_error(opts.http_address, e) from None
             self.http_listen_address = go_listen_address(hhost, self.http_port)
             log.info(f"HTTP: listening on {self.http_listen_address}")
         if self.ssl_context is not None and opts.https_address:
@@ -163,8 +174,7 @@ class NSQD:
                 self.https_server, self.https_port = await start_http_server(
                     self, shost, sport, ssl_context=self.ssl_context)
             except OSError as e:
-                raise StartupError(f"listen ({opts.https_address}) failed - listen tcp "
-                                   f"{opts.https_address}: bind: {os.strerror(e.errno).lower()}") from None
+                raise listen_error(opts.https_address, e) from None
             self.https_listen_address = go_listen_address(shost, self.https_port)
             log.info(f"HTTPS: listening on {self.https_listen_address}")
         self.broker.start()

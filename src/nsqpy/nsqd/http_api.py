@@ -315,14 +315,8 @@ def _existing_topic_from_query(nsqd, query: str):
 async def _persist(nsqd) -> None:
     """Persist nsqd.dat before answering (Go calls PersistMetadata synchronously); the
     snapshot is taken on the loop, the write+fsync runs in a worker thread."""
-    broker = nsqd.broker
     try:
-        write = getattr(broker, "_write_metadata", None)
-        if write is None:
-            broker.persist_metadata_soon()
-            return
-        data = go_json(broker.metadata())
-        await asyncio.get_running_loop().run_in_executor(None, write, data)
+        await nsqd.broker.persist_metadata_now()
     except Exception as e:  # noqa: BLE001
         nsqd.log.error(f"NSQ: failed to persist metadata - {e}")
 

@@ -247,7 +247,7 @@ def _client_line(c: dict, now: float) -> str:
 def render_text(nsqd, topics, producers, memory, health: str) -> str:
     now = time.time()
     start = nsqd.start_time
-    start_ns = getattr(nsqd, "start_time_ns", None) or int(start) * 1_000_000_000
+    start_ns = nsqd.start_time_ns
     out = [
         version_string("nsqd"), "\n",
         "start_time ", _rfc3339(start), "\n",
