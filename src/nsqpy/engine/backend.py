@@ -27,19 +27,14 @@ class Backend:
         return self.dq.depth
 
     def put(self, data: bytes) -> None:
-        try:
-            self.dq.put(data)
-        except OSError as e:
-            self.broker.disk_failed(e)
-            raise BackendError(str(e)) from e
-        if self.broker.health_error is not None:
-            self.broker.disk_ok()
-        if self.dq.sync_due():
-            self.sync_soon()
+        self._write(self.dq.put, data)
 
     def put_many(self, datas) -> None:
+        self._write(self.dq.put_many, datas)
+
+    def _write(self, write, arg) -> None:
         try:
-            self.dq.put_many(datas)
+            write(arg)
         except OSError as e:
             self.broker.disk_failed(e)
             raise BackendError(str(e)) from e

@@ -31,7 +31,8 @@ from ..engine.backend import BackendError
 from ..engine.topic import TopicError
 from ..protocol.names import is_valid_channel_name, is_valid_topic_name
 from . import memstats
-from .stats import go_json, render_text, collect, go_duration
+from ..gotime import format_duration as go_duration
+from .stats import go_json, render_text, collect
 from .statsd import statsd_prefix
 
 try:

@@ -14,11 +14,8 @@ from .. import NSQ_VERSION, version_string
 from ..engine.e2e import snapshot as _e2e_snapshot
 from . import memstats
 
-try:
-    from ..gotime import format_duration as go_duration, format_go_time_rfc3339
-except ImportError:  # pragma: no cover - gotime is part of the package
-    go_duration = None
-    format_go_time_rfc3339 = None
+from ..gotime import format_duration as go_duration
+from ..gotime import format_go_time_rfc3339
 
 _EMPTY_E2E = {"count": 0, "percentiles": None}
 
@@ -160,56 +157,6 @@ def stats_dict(nsqd, topic=None, channel=None, include_clients=True, include_mem
 
 
 # -- text ------------------------------------------------------------------------------------
-def _duration(ns: int) -> str:
-    if go_duration is not None:
-        return go_duration(ns)
-    return _fallback_duration(ns)  # pragma: no cover
-
-
-def _fallback_duration(ns: int) -> str:  # pragma: no cover - used only without gotime
-    if ns == 0:
-        return "0s"
-    neg, u = ns < 0, abs(ns)
-
-    def frac(v, prec):
-        p = 10 ** prec
-        f = v % p
-        return (("." + str(f).rjust(prec, "0").rstrip("0")) if f else ""), v // p
-
-    if u < 1_000_000_000:
-        if u < 1000:
-            out = f"{u}ns"
-        elif u < 1_000_000:
-            fr, ip = frac(u, 3)
-            out = f"{ip}{fr}\u00b5s"
-        else:
-            fr, ip = frac(u, 6)
-            out = f"{ip}{fr}ms"
-    else:
-        fr, secs = frac(u, 9)
-        mins, s = divmod(secs, 60)
-        out = f"{s}{fr}s"
-        if mins:
-            hours, m = divmod(mins, 60)
-            out = f"{m}m{out}"
-            if hours:
-                out = f"{hours}h{out}"
-    return "-" + out if neg else out
-
-
-def _rfc3339(ts: float) -> str:
-    if format_go_time_rfc3339 is not None:
-        return format_go_time_rfc3339(ts)
-    t = time.localtime(int(ts))  # pragma: no cover
-    off = t.tm_gmtoff or 0
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", t)
-    if off == 0:
-        return base + "Z"
-    sign = "+" if off > 0 else "-"
-    off = abs(off)
-    return f"{base}{sign}{off // 3600:02d}:{(off % 3600) // 60:02d}"
-
-
 def _fmt_e2e_value(v: float) -> str:
     if v > 1e9:
         return "%.1fs" % (v / 1e9)
@@ -236,12 +183,12 @@ def _client_line(c: dict, now: float) -> str:
         total = sum(p["count"] for p in pubs)
         topics = ",".join(f"{p['topic']}={p['count']}" for p in pubs)
         return "[%s %-21s] msgs: %-8d topics: %s connected: %s" % (
-            c.get("version", "V2"), ident, total, topics, _duration(connected))
+            c.get("version", "V2"), ident, total, topics, go_duration(connected))
     return ("[%s %-21s] state: %d inflt: %-4d rdy: %-4d fin: %-8d re-q: %-8d msgs: %-8d "
             "connected: %s") % (
         c.get("version", "V2"), ident, c.get("state", 0), c.get("in_flight_count", 0),
         c.get("ready_count", 0), c.get("finish_count", 0), c.get("requeue_count", 0),
-        c.get("message_count", 0), _duration(connected))
+        c.get("message_count", 0), go_duration(connected))
 
 
 def render_text(nsqd, topics, producers, memory, health: str) -> str:
@@ -250,8 +197,8 @@ def render_text(nsqd, topics, producers, memory, health: str) -> str:
     start_ns = nsqd.start_time_ns
     out = [
         version_string("nsqd"), "\n",
-        "start_time ", _rfc3339(start), "\n",
-        "uptime ", _duration(max(0, time.time_ns() - start_ns)), "\n",
+        "start_time ", format_go_time_rfc3339(start), "\n",
+        "uptime ", go_duration(max(0, time.time_ns() - start_ns)), "\n",
         "\nHealth: ", health, "\n",
     ]
     if memory is not None:
