@@ -39,6 +39,7 @@ class Broker:
         self.exiting = False
         self.listeners = []            # callables(event, topic, channel_or_None)
         self.backends = set()          # every disk backend, for the sync timer
+        self.scan_set = set()          # channels holding in-flight or deferred messages
         self._meta_lock = threading.Lock()
         self._meta_state = 0           # 0 idle, 1 writing, 2 writing and dirty again
         self._tasks = []
@@ -232,13 +233,14 @@ class Broker:
         while True:
             await asyncio.sleep(QUEUE_SCAN_INTERVAL)
             now = time.monotonic()
-            for topic in list(self.topics.values()):
-                for ch in list(topic.channels.values()):
-                    if ch.timeouts or ch.deferred:
-                        try:
-                            ch.scan(now)
-                        except Exception as e:  # never let one channel stop the scanner
-                            self.log.error(f"QUEUESCAN: channel {ch.name} - {e!r}")
+            for ch in list(self.scan_set):
+                if ch.exiting or not (ch.timeouts or ch.deferred):
+                    self.scan_set.discard(ch)
+                    continue
+                try:
+                    ch.scan(now)
+                except Exception as e:  # never let one channel stop the scanner
+                    self.log.error(f"QUEUESCAN: channel {ch.name} - {e!r}")
 
     async def _sync_loop(self) -> None:
         interval = max(self.opts.sync_timeout / 1e9, 0.01)

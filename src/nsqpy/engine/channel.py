@@ -86,6 +86,7 @@ class Channel:
     def _defer(self, msg: Message, delay_ms: int) -> None:
         self.deferred_seq += 1
         heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, msg))
+        self.broker.scan_set.add(self)
 
     # -- delivery -------------------------------------------------------------------------
     def _deliver(self, msg: Message) -> None:
@@ -105,6 +106,7 @@ class Channel:
         bucket = self.timeouts.get(tick)
         if bucket is None:
             self.timeouts[tick] = {msg.id: msg}
+            self.broker.scan_set.add(self)     # a new bucket: make sure the scanner looks here
         else:
             bucket[msg.id] = msg
         self.in_flight[msg.id] = msg
@@ -221,6 +223,7 @@ class Channel:
                 del self.timeouts[msg.tick]
             msg.tick = tick
             self.timeouts.setdefault(tick, {})[msg_id] = msg
+            self.broker.scan_set.add(self)
 
     # -- the queue scanner ---------------------------------------------------------------------
     def scan(self, now: float) -> bool:
@@ -229,7 +232,11 @@ class Channel:
         now_tick = int(now * TICKS_PER_SECOND)
         if self.timeouts:
             timeouts = self.timeouts
-            for tick in range(self.scan_tick, now_tick + 1):
+            if now_tick - self.scan_tick > 64:       # not scanned for a while: only due buckets
+                ticks = [t for t in timeouts if t <= now_tick]
+            else:
+                ticks = range(self.scan_tick, now_tick + 1)
+            for tick in ticks:
                 bucket = timeouts.pop(tick, None)
                 if bucket:
                     worked = True
