@@ -1,0 +1,1 @@
+"""nsqadmin: the web UI for an NSQ cluster."""
