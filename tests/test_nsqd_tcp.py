@@ -506,3 +506,23 @@ def test_channel_empty_drops_in_flight_and_resets_client_count(nsqd, conn_factor
     assert (st["depth"], st["in_flight_count"], st["clients"][0]["in_flight_count"]) == (0, 0, 0)
     p.pub("ce", b"3")
     assert c.read_message()[2] == b"3"
+
+
+def test_disconnected_consumer_messages_time_out_to_others_and_it_gets_no_more(nsqd, conn_factory):
+    a = conn_factory(nsqd)
+    a.identify(msg_timeout=1000)
+    a.subscribe("dc", "c", rdy=5)
+    p = conn_factory(nsqd)
+    p.pub("dc", b"held")
+    a.read_message()
+    a.close()
+    b = conn_factory(nsqd)
+    b.subscribe("dc", "c", rdy=10)
+    msg_id, attempts, body, _ = b.read_message(timeout=5)
+    assert (attempts, body) == (2, b"held")
+    b.send(cmds.encode_fin(msg_id))
+    for i in range(5):
+        p.pub("dc", b"after%d" % i)
+    got = sorted(b.read_message(timeout=0.8)[2] for _ in range(5))   # not via a timeout
+    assert got == [b"after%d" % i for i in range(5)]
+    assert nsqd.channel_stats("dc", "c")["timeout_count"] == 1

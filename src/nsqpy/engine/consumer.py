@@ -6,6 +6,7 @@ live here because the channel updates them on its hot path.
 """
 
 STATE_INIT = 0
+STATE_DISCONNECTED = 1
 STATE_SUBSCRIBED = 3
 STATE_CLOSING = 4
 

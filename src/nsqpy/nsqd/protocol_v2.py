@@ -12,7 +12,8 @@ from time import monotonic
 
 from ..engine.backend import BackendError
 from ..engine.channel import ChannelError
-from ..engine.consumer import STATE_CLOSING, STATE_INIT, STATE_SUBSCRIBED, Consumer
+from ..engine.consumer import (STATE_CLOSING, STATE_DISCONNECTED, STATE_INIT,
+                               STATE_SUBSCRIBED, Consumer)
 from ..engine.topic import TopicError
 from ..protocol import commands as cmds
 from ..protocol.errors import ProtocolError
@@ -106,6 +107,7 @@ class ClientV2(asyncio.Protocol, Consumer):
             if timer is not None:
                 timer.cancel()
         self.nsqd.clients.discard(self)
+        self.state = STATE_DISCONNECTED      # its in-flight messages time out; it never gets more
         ch = self.channel
         if ch is not None:
             ch.remove_consumer(self)
