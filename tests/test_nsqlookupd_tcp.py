@@ -539,6 +539,31 @@ def test_config_file_values_and_flag_precedence(tmp_path):
         d.stop()
 
 
+def test_config_integer_duration_means_milliseconds(tmp_path):
+    cfg = tmp_path / "lookupd.toml"
+    cfg.write_text("inactive_producer_timeout = 50\n")
+    d = Daemon("nsqlookupd", [f"--config={cfg}", "--tcp-address=127.0.0.1:0",
+                              "--http-address=127.0.0.1:0"]).start()
+    try:
+        c = V1(d)
+        c.identify()
+        assert len(get_json(d, "/nodes")["producers"]) == 1
+        time.sleep(0.1)
+        assert get_json(d, "/nodes")["producers"] == []
+        c.close()
+    finally:
+        d.stop()
+
+
+def test_config_uncoercible_value_is_fatal(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("tombstone_lifetime = true\n")
+    r = run(f"--config={cfg}")
+    assert r.returncode == 1
+    assert ("Resolve failed to coerce value true (45s) for field TombstoneLifetime - invalid "
+            "time.Duration value type bool") in r.stderr.decode()
+
+
 def test_config_bad_log_level_is_fatal(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('log_level = "loud"\n')
