@@ -38,6 +38,7 @@ class Broker:
         self.loading = False
         self.exiting = False
         self.listeners = []            # callables(event, topic, channel_or_None)
+        self.topic_starter = None      # callable(topic) that later calls topic.start()
         self.backends = set()          # every disk backend, for the sync timer
         self.scan_set = set()          # channels holding in-flight or deferred messages
         self._meta_lock = threading.Lock()
@@ -84,6 +85,9 @@ class Broker:
         topic = Topic(name, self)
         self.topics[name] = topic
         self.log.info(f"TOPIC({name}): created")
+        if self.topic_starter is not None and not self.loading and not topic.ephemeral:
+            topic.started = False
+            self.topic_starter(topic)      # creates lookupd's channels, then topic.start()
         self._notify("topic_created", topic, None)
         return topic
 

@@ -31,6 +31,7 @@ class Topic:
         self.backend = broker.make_backend(name, self.ephemeral)
         self.channels = {}
         self.paused = False
+        self.started = True           # False while channels known to lookupd are being created
         self.exiting = False
         self.message_count = 0
         self.message_bytes = 0
@@ -68,7 +69,7 @@ class Topic:
             msgs.append(Message(mid, body, now, 0, defer_ms))
             nbytes += len(body)
         channels = self.channels
-        if channels and not self.paused and (
+        if channels and not self.paused and self.started and (
                 self.mem_queue_size or defer_ms or self.ephemeral) and not self.memory:
             if len(channels) == 1:
                 (ch,) = channels.values()
@@ -97,7 +98,7 @@ class Topic:
 
     # -- moving the backlog to channels --------------------------------------------------------
     def schedule_drain(self) -> None:
-        if (not self._drain_scheduled and self.channels and not self.paused
+        if (not self._drain_scheduled and self.channels and not self.paused and self.started
                 and not self.exiting and self.depth()):
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
@@ -107,7 +108,7 @@ class Topic:
         memory = self.memory
         backend = self.backend
         for _ in range(DRAIN_BATCH):
-            if not self.channels or self.paused or self.exiting:
+            if not self.channels or self.paused or self.exiting or not self.started:
                 return
             if memory:
                 msg = memory.popleft()
@@ -149,6 +150,11 @@ class Topic:
         return True
 
     # -- admin ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin copying to channels (after lookupd's channels for it were created)."""
+        self.started = True
+        self.schedule_drain()
+
     def pause(self) -> None:
         self.paused = True
 
