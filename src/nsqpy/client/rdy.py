@@ -21,7 +21,7 @@ Rules:
   serves more connections than ``max_in_flight`` (and several connections during
   backoff): it takes RDY away from connections idle for ``low_rdy_idle_timeout`` or
   holding it for ``low_rdy_timeout`` and gives the free budget, one RDY each, to
-  randomly chosen connections at RDY 0;
+  randomly chosen connections at RDY 0 (those that just gave theirs up last);
 * backoff: a failed message (requeue with backoff) raises the level, a finished one
   lowers it; at level > 0 every connection goes to RDY 0 for
   ``min(strategy(level), max_backoff_duration)``, then one random connection gets
@@ -213,20 +213,28 @@ class RdyController:
             return
         self.need_redistribute = False
         now = self._clock()
+        taken = []
         for c in conns:
             if c.rdy > 0:
                 idle = now - max(c.last_msg_time, c.last_rdy_time)
                 if idle > self.low_rdy_idle_timeout:
                     log.debug("(%s) idle connection, giving up RDY", c.address)
                     self.update_rdy(c, 0)
+                    taken.append(c)
                 elif now - c.last_rdy_time > self.low_rdy_timeout:
                     log.debug("(%s) RDY timeout, giving up RDY", c.address)
                     self.update_rdy(c, 0)
+                    taken.append(c)
         limit = 1 if self.in_backoff() else self.max_in_flight
         available = limit - self.total_rdy
-        candidates = [c for c in conns if c.rdy == 0 and not c.closing]
+        # connections that just gave RDY up come last, so that the others get a turn
+        waiting = [c for c in conns if c.rdy == 0 and not c.closing and c not in taken]
+        candidates = waiting + [c for c in taken if c.rdy == 0 and not c.closing]
         while candidates and available > 0:
-            c = candidates.pop(self._rng.randrange(len(candidates)))
+            n = len(waiting) if waiting else len(candidates)
+            c = candidates.pop(self._rng.randrange(n))
+            if waiting:
+                waiting.remove(c)
             if self.update_rdy(c, 1):
                 available -= 1
 
