@@ -64,7 +64,7 @@ def node_ports(d):
     return sorted(p["tcp_port"] for p in get_json(d, "/nodes")["producers"])
 
 
-async def eventually(pred, timeout=10.0, interval=0.02):
+async def eventually(pred, timeout=5.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while True:
         if await asyncio.to_thread(pred):
@@ -74,7 +74,7 @@ async def eventually(pred, timeout=10.0, interval=0.02):
         await asyncio.sleep(interval)
 
 
-def wait_until(pred, timeout=10.0, interval=0.02):
+def wait_until(pred, timeout=5.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
