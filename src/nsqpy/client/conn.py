@@ -323,9 +323,11 @@ class Conn(asyncio.Protocol):
         if delay is None or delay < 0:
             cfg = self.config
             delay = min(cfg.default_requeue_delay * msg.attempts, cfg.max_requeue_delay)
-        self._write(b"REQ %s %d\n" % (msg.id, int(delay * 1000)))
         self.in_flight -= 1
+        # backoff first (like go-nsq): RDY 0 must reach nsqd before the REQ, or nsqd
+        # could redeliver the message at once
         self.delegate._conn_requeued(self, backoff)
+        self._write(b"REQ %s %d\n" % (msg.id, int(delay * 1000)))
         if self.close_wait and self.in_flight <= 0:
             self.close()
 

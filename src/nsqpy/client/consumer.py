@@ -442,14 +442,15 @@ class Consumer(ConnDelegate):
         self._reconnects.clear()
         if self._lookup is not None and self._loop is not None:
             self._lookup_close = self._loop.create_task(self._lookup.close())
-        while self._queue:
-            self._queue.popleft().requeue(0, backoff=False)
         for conn in list(self._pending.values()):
             conn.abort()
         if self._rdy is not None:
             self._rdy.stop()
         for conn in list(self._conns.values()):
             conn.start_close(self.stop_timeout)
+        # after CLS (same write, so nsqd won't redeliver them to us)
+        while self._queue:
+            self._queue.popleft().requeue(0, backoff=False)
         if not self._conns:
             self._finish_stop()
         w = self._waiter
