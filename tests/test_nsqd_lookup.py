@@ -12,7 +12,6 @@ import signal
 import socket
 import struct
 import time
-import urllib.request
 
 import pytest
 
