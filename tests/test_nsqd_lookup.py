@@ -108,6 +108,10 @@ class FakeTopic:
         self.name = name
         self.ephemeral = name.endswith("#ephemeral")
         self.channels = {}
+        self.started = True
+
+    def start(self):
+        self.started = True
 
     def get_channel(self, name):
         ch = self.channels.get(name)
@@ -322,6 +326,30 @@ async def test_lookup_channels_unions_all_lookupds(lookupds, make_peers):
     topic = nsqd.broker.get_topic("t")
     assert await peers.precreate_channels(topic) == ["x", "y"]
     assert sorted(topic.channels) == ["x", "y"]
+
+
+async def test_topic_starter_creates_lookupd_channels_then_starts(lookupds, make_peers):
+    lk = lookupds(broadcast="127.0.0.1")
+    lk.http("POST", "/channel/create?topic=t&channel=x")
+    nsqd = FakeNSQD([tcp_addr(lk)])
+    peers = make_peers(nsqd)
+    peers.start()
+    await eventually(lambda: peers.http_addresses())
+    topic = FakeTopic(nsqd.broker, "t")
+    topic.started = False
+    peers.topic_starter(topic)
+    assert not topic.started                      # waits for lookupd's answer
+    await eventually(lambda: topic.started)
+    assert list(topic.channels) == ["x"]
+
+
+async def test_topic_starter_without_lookupd_starts_at_once(make_peers):
+    peers = make_peers(FakeNSQD([]))
+    peers.start()
+    topic = FakeTopic(FakeBroker(), "t")
+    topic.started = False
+    peers.topic_starter(topic)
+    assert topic.started
 
 
 async def test_lookup_channels_failure_is_logged_and_ignored(lookupds, make_peers):

@@ -12,9 +12,9 @@ Wiring (done by the daemon)::
 
     peers = LookupPeers(nsqd)
     nsqd.broker.listeners.append(peers.notify)   # topology events
+    nsqd.broker.topic_starter = peers.topic_starter   # lookupd's channels, then start()
     peers.start()                                # after the listeners are up
     peers.set_addresses(addrs)                   # PUT /config/nsqlookupd_tcp_addresses
-    await peers.precreate_channels(topic)        # new runtime topic, before it delivers
     await peers.close()                          # shutdown ("LOOKUP: closing")
 """
 from __future__ import annotations
@@ -446,6 +446,24 @@ class LookupPeers:
             self.log.warning("failed to query nsqlookupd for channels to pre-create for "
                              f"topic {topic} - {prefix}{'; '.join(errs)}")
         return sorted(names)
+
+    def topic_starter(self, topic) -> None:
+        """``Broker.topic_starter`` hook: create lookupd's channels for a topic created at
+        runtime, then ``topic.start()``. Synchronous; the HTTP queries run in a task, and a
+        topic starts at once when no lookupd is configured."""
+        if not self.peers:
+            topic.start()
+            return
+
+        async def run() -> None:
+            try:
+                await self.precreate_channels(topic)
+            except Exception as e:  # noqa: BLE001 - pre-creation must never block a topic
+                self.log.warning(f"failed to pre-create channels for topic {topic.name} - {e}")
+            finally:
+                topic.start()
+
+        asyncio.get_running_loop().create_task(run())
 
     async def precreate_channels(self, topic) -> list[str]:
         """Create on ``topic`` every channel lookupd knows for it (``#ephemeral`` ones
