@@ -16,6 +16,7 @@ from ..engine.broker import Broker
 from ..protocol.commands import Limits
 from ..protocol.identify import IdentifyConfig
 from .auth import Authorizer
+from .lookup import LookupPeers
 from .protocol_v2 import ClientV2
 
 
@@ -114,6 +115,7 @@ class NSQD:
         self.http_port = 0
         self.lookupd_addresses = list(opts.nsqlookupd_tcp_addresses or [])
         self._lock_fd = None
+        self.lookup_peers = None
         self._tasks = []
         self.stopped = asyncio.Event()
 
@@ -143,6 +145,9 @@ class NSQD:
         log.info(version_string("nsqd"))
         log.info(f"ID: {opts.id}")
         self.lock_data_path()
+        self.lookup_peers = LookupPeers(self)
+        self.broker.listeners.append(self.lookup_peers.notify)
+        self.broker.topic_starter = self.lookup_peers.topic_starter
         try:
             self.broker.load_metadata()
         except Exception as e:
@@ -178,12 +183,15 @@ class NSQD:
             self.https_listen_address = go_listen_address(shost, self.https_port)
             log.info(f"HTTPS: listening on {self.https_listen_address}")
         self.broker.start()
+        self.lookup_peers.start()
         if opts.statsd_address:
             from .statsd import statsd_loop
             self._tasks.append(loop.create_task(statsd_loop(self)))
 
     def set_lookupd_addresses(self, addresses) -> None:
         self.lookupd_addresses = list(addresses)
+        if self.lookup_peers is not None:
+            self.lookup_peers.set_addresses(list(addresses))
 
     # -- shutdown ----------------------------------------------------------------------------------
     async def stop(self) -> None:
@@ -205,7 +213,8 @@ class NSQD:
             task.cancel()
         await self.auth.close()
         self.broker.close()
-        log.info("LOOKUP: closing")
+        if self.lookup_peers is not None:
+            await self.lookup_peers.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
