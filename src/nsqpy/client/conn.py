@@ -205,7 +205,7 @@ class Conn(asyncio.Protocol):
             raise IdentifyError(f"TLS handshake failed: {e}") from e
         if tr is None:
             raise ConnectionClosedError("connection closed during TLS handshake")
-        self._transport = tr  # type: ignore[assignment]
+        self._transport = tr
         await self._expect_ok("TLS")
 
     def _switch_compression(self, comp: SnappyEncoder | DeflateEncoder,

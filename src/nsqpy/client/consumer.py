@@ -282,7 +282,7 @@ class Consumer(ConnDelegate):
             self._enqueue(msg)
             return
         if self._async_handler:
-            task = asyncio.ensure_future(self._run_async(msg))  # type: ignore[arg-type]
+            task = asyncio.ensure_future(self._run_async(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return

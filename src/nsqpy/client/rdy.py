@@ -64,7 +64,7 @@ class RdyConn(Protocol):
 def exponential_strategy(multiplier: float) -> Callable[[int], float]:
     """go-nsq's exponential strategy: ``multiplier × 2^level`` seconds."""
     def strategy(level: int) -> float:
-        return multiplier * (2 ** level)
+        return multiplier * float(1 << level)
     return strategy
 
 
@@ -74,7 +74,7 @@ def full_jitter_strategy(multiplier: float, rng: random.Random | None = None
     r = rng or random.Random()
 
     def strategy(level: int) -> float:
-        return r.random() * multiplier * (2 ** level)
+        return r.random() * multiplier * float(1 << level)
     return strategy
 
 

@@ -100,6 +100,6 @@ def publish(nsqd_tcp_addresses: str | Iterable[str], topic: str,
         if isinstance(body, (list, tuple)):
             p.multi_publish(topic, body)
         elif defer is not None:
-            p.deferred_publish(topic, defer, body)
+            p.deferred_publish(topic, defer, body)  # type: ignore[arg-type]
         else:
-            p.publish(topic, body)
+            p.publish(topic, body)  # type: ignore[arg-type]
