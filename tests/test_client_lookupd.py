@@ -167,3 +167,30 @@ async def test_lookupd_polls_rotate_and_reconnect_only_if_listed(fake_lookupd, n
     await asyncio.sleep(0.3)
     assert list(c.connections) == [addr(d)]
     await c.close()
+
+
+async def test_lookupd_mode_reconnects_while_still_listed(fake_lookupd, tmp_path):
+    from daemons import start_nsqd
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    flags = (f"--tcp-address=127.0.0.1:{port}",)
+    d = await asyncio.to_thread(start_nsqd, tmp_path, *flags)
+    fake_lookupd["producers"] = [{"broadcast_address": "127.0.0.1", "tcp_port": port,
+                                  "http_port": d.http_port}]
+    c = Consumer("relk", "ch", lambda m: None, lookupd_http_addresses=[fake_lookupd["addr"]],
+                 lookupd_poll_interval="200ms", lookupd_poll_jitter=0)
+    try:
+        await c.start()
+        first = c.connections[addr(d)]
+        await asyncio.to_thread(d.stop)
+        await wait_until(lambda: not c.connections)
+        n = len(fake_lookupd["requests"])
+        d = await asyncio.to_thread(start_nsqd, tmp_path, *flags)
+        await wait_until(lambda: c.connections, timeout=10)
+        assert c.connections[addr(d)] is not first
+        assert len(fake_lookupd["requests"]) > n
+    finally:
+        await c.close()
+        await asyncio.to_thread(d.stop)

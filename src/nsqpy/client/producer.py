@@ -139,8 +139,16 @@ class Producer(ConnDelegate):
 
     # -- commands --------------------------------------------------------------------------
     async def _command(self, data: bytes) -> bytes:
-        last: BaseException | None = None
-        for _ in range(len(self.addresses) + 1):
+        conn = self._conn
+        if conn is not None and not conn.lost and not conn.closing:
+            try:                                  # fast path: live connection
+                return await conn.command(data)
+            except ConnectionClosedError as e:
+                last: BaseException | None = e
+                self._failed(conn.address)
+        else:
+            last = None
+        for _ in range(len(self.addresses)):
             conn = await self.connect()
             try:
                 return await conn.command(data)
