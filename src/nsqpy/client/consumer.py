@@ -177,13 +177,18 @@ class Consumer(ConnDelegate):
 
     async def connect_to_nsqd(self, address: str) -> Conn:
         """Connect, IDENTIFY, SUB and add the connection to the RDY distribution.
-        Raises on failure (no automatic retry for this call)."""
+        Raises on failure (no retry for this call); once connected, the address is
+        reconnected to whenever the connection drops, until :meth:`stop` or
+        :meth:`disconnect_from_nsqd`."""
+        return await self._connect(address, direct=True)
+
+    async def _connect(self, address: str, direct: bool) -> Conn:
         self._ensure_loop()
         if self._stopping:
             raise NSQError("consumer is stopping")
         if address in self._conns or address in self._pending:
             raise AlreadyConnectedError(address)
-        if address not in self._nsqd_addresses and self._lookup is None:
+        if direct and address not in self._nsqd_addresses:
             self._nsqd_addresses.append(address)
         conn = Conn(address, self.config, self)
         self._pending[address] = conn
@@ -226,7 +231,7 @@ class Consumer(ConnDelegate):
         new = [a for a in addresses if a not in self._conns and a not in self._pending]
         if not new or self._stopping:
             return
-        results = await asyncio.gather(*(self.connect_to_nsqd(a) for a in new),
+        results = await asyncio.gather(*(self._connect(a, direct=False) for a in new),
                                        return_exceptions=True)
         for addr, res in zip(new, results):
             if isinstance(res, BaseException) and not isinstance(res, AlreadyConnectedError):
@@ -365,10 +370,10 @@ class Consumer(ConnDelegate):
             if not self._conns:
                 self._finish_stop()
             return
-        if self._lookup is not None:
-            self._lookup.trigger()
-        elif conn.address in self._nsqd_addresses:
-            self._schedule_reconnect(conn.address)
+        if conn.address in self._nsqd_addresses:
+            self._schedule_reconnect(conn.address)      # configured directly
+        elif self._lookup is not None:
+            self._lookup.trigger()                      # reconnect if still listed
 
     def _schedule_reconnect(self, address: str) -> None:
         if self._stopping or address in self._reconnects or self._loop is None:
@@ -383,7 +388,7 @@ class Consumer(ConnDelegate):
                     return
                 log.info("(%s) trying to reconnect", address)
                 try:
-                    await self.connect_to_nsqd(address)
+                    await self._connect(address, direct=True)
                     return
                 except AlreadyConnectedError:
                     return

@@ -104,6 +104,7 @@ class LookupdPoller:
         return first and bool(self.addresses)
 
     def start(self) -> None:
+        """Start the periodic polling (after a first :meth:`query`)."""
         if self._task is None and self.addresses:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -112,8 +113,8 @@ class LookupdPoller:
         self._wake.set()
 
     async def _run(self) -> None:
+        # the caller ran the first query already
         cfg = self.config
-        await self.query()
         jitter = self._rng.random() * cfg.lookupd_poll_jitter * cfg.lookupd_poll_interval
         await self._sleep(jitter)
         while not self._stopped:
