@@ -144,3 +144,11 @@ async def test_sync_publish_consumed_by_consumer(nsqd):
                 break
             await asyncio.sleep(0.02)
     assert got == [b"hello"]
+
+
+@pytest.mark.asyncio
+async def test_producer_pointed_at_http_port_fails_cleanly(nsqd):
+    p = Producer(f"127.0.0.1:{nsqd.http_port}", read_timeout="1s", heartbeat_interval="1s")
+    with pytest.raises(NotConnectedError):
+        await p.publish("t", b"x")
+    await p.close()

@@ -27,6 +27,7 @@ from ..protocol import encoders as enc
 from ..protocol.names import is_valid_topic_name
 from .config import Config
 from .conn import Conn, ConnDelegate, split_address
+from ..protocol.errors import ProtocolError
 from .errors import ConnectionClosedError, NotConnectedError, NSQError
 
 __all__ = ["Producer", "Body"]
@@ -111,7 +112,7 @@ class Producer(ConnDelegate):
             conn = Conn(addr, self.config, self)
             try:
                 await conn.connect()
-            except (OSError, asyncio.TimeoutError, NSQError) as e:
+            except (OSError, asyncio.TimeoutError, NSQError, ProtocolError) as e:
                 log.error("(%s) producer connection failed: %s", addr, e)
                 last = e
                 self._failed(addr)
