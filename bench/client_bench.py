@@ -9,6 +9,9 @@ printing msgs/s for each phase and client and the ratio ours/pynsq.
     .venv/bin/python bench/client_bench.py -n 200000 -s 200
     .venv/bin/python bench/client_bench.py --nsqd /path/to/go/nsqd
 
+On a small machine nsqd (one Python process) is usually the bottleneck, MPUB above all:
+there both clients reach nsqd's ceiling and only the CPU column tells them apart.
+
 Each phase uses its own topic so the clients never see each other's messages.  CPU time
 of the client process is reported too (µs/msg), which stays meaningful when nsqd itself
 is the bottleneck.

@@ -14,6 +14,9 @@ Rules:
   never exceeds ``max_in_flight`` (an increase is truncated to what is left; if nothing
   is left it is refused, and retried after ``rdy_retry_delay`` when the connection
   sits at RDY 0 so that it cannot starve); unchanged values are not re-sent;
+* RDY is only sent when the wanted count changes, never re-sent as messages arrive:
+  nsqd keeps the count and delivers while ``in_flight < RDY`` (go-nsq relies on the
+  same);
 * every connection is updated to ``per_conn`` when one is added or removed and when
   ``max_in_flight`` changes, unless backing off; decreases are sent before increases
   so that freed budget can be handed out in the same pass;
