@@ -1,0 +1,7 @@
+"""``nsq_to_nsq`` (being built)."""
+import sys
+
+
+def main() -> None:
+    sys.stderr.write("nsq_to_nsq: not built yet\n")
+    sys.exit(1)
