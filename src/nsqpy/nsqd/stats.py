@@ -2,16 +2,15 @@
 
 ``stats_dict()`` builds the document with Go's key order; ``stats_text()`` renders the
 human-readable report byte-for-byte like nsqd's ``printStats``; ``go_json()`` encodes like
-Go's ``encoding/json`` (compact, HTML-safe escapes, UTF-8 kept, ``1`` not ``1.0``).
+Go's ``encoding/json`` (re-exported from :mod:`nsqpy.gojson`).
 """
 from __future__ import annotations
 
-import json
-import re
 import time
 
 from .. import NSQ_VERSION, version_string
 from ..engine.e2e import snapshot as _e2e_snapshot
+from ..gojson import go_json
 from . import memstats
 
 from ..gotime import format_duration as go_duration
@@ -20,38 +19,6 @@ from ..gotime import format_go_time_rfc3339
 _EMPTY_E2E = {"count": 0, "percentiles": None}
 
 __all__ = ["stats_dict", "stats_text", "collect", "go_json", "e2e_string", "go_duration"]
-
-
-# -- JSON ------------------------------------------------------------------------------------
-_HTML_ESC = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-             "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_HTML_RE = re.compile("[<>&\u2028\u2029]")
-_SHORT_ESC_RE = re.compile(r"\\[\\bf]")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                          check_circular=False).encode
-
-
-def _short_esc(m) -> str:
-    s = m.group(0)
-    if s == "\\b":
-        return "\\u0008"
-    if s == "\\f":
-        return "\\u000c"
-    return s
-
-
-def go_json(obj) -> bytes:
-    """Compact JSON as Go's ``json.Marshal`` writes it."""
-    s = _dumps(obj)
-    if _HTML_RE.search(s):
-        s = _HTML_RE.sub(lambda m: _HTML_ESC[m.group(0)], s)
-    if "\\b" in s or "\\f" in s:
-        s = _SHORT_ESC_RE.sub(_short_esc, s)
-    try:
-        return s.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE_RE.sub("\ufffd", s).encode("utf-8")
 
 
 def _gofloat(v):
