@@ -6,7 +6,6 @@ read are written with a single ``write``; message frames are buffered up to the
 client's output buffer size / timeout (§9).
 """
 import asyncio
-import json
 import time
 from time import monotonic
 
@@ -511,7 +510,3 @@ class ClientV2(asyncio.Protocol, Consumer):
 
     def __repr__(self) -> str:
         return f"<ClientV2 {self.remote_address} {self.client_id}>"
-
-
-def json_dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
