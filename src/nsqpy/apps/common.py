@@ -43,7 +43,7 @@ __all__ = [
     "std_log", "fatal", "write_stderr", "setup_client_logging",
     "parse_args", "add_consumer_flags", "add_producer_opt_flag", "add_version_flag",
     "check_consumer_addresses", "consumer_config", "producer_config",
-    "new_consumer", "start_consumer", "stop_consumers",
+    "new_consumer", "start_consumer", "stop_consumers", "connect_error_text",
     "on_signals", "run", "main_guard",
 ]
 
@@ -268,7 +268,7 @@ async def start_consumer(consumer: Consumer, nsqd_addresses: Sequence[str],
         try:
             await consumer.connect_to_nsqd(addr)
         except Exception as e:  # noqa: BLE001 - any connect failure is the tool's end
-            fatal(_one_line(e) or f"failed to connect to {addr}")
+            fatal(connect_error_text(addr, e))
     if lookupd_addresses:
         try:
             await consumer.connect_to_nsqlookupds(list(lookupd_addresses))
@@ -284,6 +284,16 @@ async def stop_consumers(consumers: Iterable[Consumer]) -> None:
         c.stop()
     if cs:
         await asyncio.gather(*(c.wait_closed() for c in cs), return_exceptions=True)
+
+
+def connect_error_text(addr: str, e: BaseException) -> str:
+    """A failed connection as Go words it: ``dial tcp 127.0.0.1:1: connect: connection
+    refused``; other errors as their one-line text."""
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, TimeoutError):
+        return f"dial tcp {addr}: connect: {e.strerror[:1].lower()}{e.strerror[1:]}"
+    if isinstance(e, (TimeoutError, asyncio.TimeoutError)):
+        return f"dial tcp {addr}: i/o timeout"
+    return _one_line(e)
 
 
 def _one_line(e: BaseException) -> str:
