@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any, Callable, Coroutine, Iterable, NoReturn, Sequence
@@ -40,7 +41,7 @@ from ..log import format_std_log
 __all__ = [
     "NSQ_VERSION", "CONSUMER_OPT_HELP", "PRODUCER_OPT_HELP",
     "user_agent", "version_line", "print_version",
-    "std_log", "fatal", "write_stderr", "setup_client_logging",
+    "std_log", "fatal", "exit_now", "write_stderr", "setup_client_logging",
     "parse_args", "add_consumer_flags", "add_producer_opt_flag", "add_version_flag",
     "check_consumer_addresses", "consumer_config", "producer_config",
     "new_consumer", "start_consumer", "stop_consumers", "connect_error_text",
@@ -96,9 +97,28 @@ def std_log(msg: str, *args: Any) -> None:
 
 
 def fatal(msg: str, *args: Any, code: int = 1) -> NoReturn:
-    """Go ``log.Fatal``: one std-log line on stderr, then exit 1."""
+    """Go ``log.Fatal``: one std-log line on stderr, then exit 1.
+
+    Outside an event loop this raises ``SystemExit``; inside one (a handler, a task)
+    it flushes stdout/stderr and ends the process at once with ``os._exit`` — like
+    Go's ``os.Exit``, nothing else runs (no half-stopped tasks printing tracebacks)."""
     std_log(msg, *args)
-    sys.exit(code)
+    exit_now(code)
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """End the process with ``code``: ``sys.exit`` outside an event loop, else flush
+    the standard streams and ``os._exit`` (Go's ``os.Exit``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
 
 
 _GO_NSQ_LEVELS = {logging.DEBUG: "DBG", logging.INFO: "INF", logging.WARNING: "WRN",

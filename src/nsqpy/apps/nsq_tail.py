@@ -9,7 +9,6 @@ SIGINT/SIGTERM stop gracefully (CLS, wait for in-flight, exit 0).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import sys
 from typing import Any
@@ -54,7 +53,7 @@ class _Output:
                 common.fatal("ERROR: failed to write to os.Stdout - %s", e)
             if self.total > 0 and self.shown >= self.total:
                 # exit at once, before the FIN (upstream quirk)
-                os._exit(0)
+                common.exit_now(0)
         return handle
 
 
