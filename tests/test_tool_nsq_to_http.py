@@ -1,0 +1,463 @@
+"""nsq_to_http end to end: the tool as a subprocess, a real nsqd, real aiohttp endpoints."""
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import pytest
+from aiohttp import web
+
+BIN = os.path.dirname(sys.executable)
+TOOL = os.path.join(BIN, "nsq_to_http")
+
+# fast retries: requeue at once, short backoff, never give up
+FAST = ["--consumer-opt=default_requeue_delay,0", "--consumer-opt=backoff_multiplier,10ms",
+        "--consumer-opt=max_attempts,0"]
+
+
+class Tool:
+    """A tool subprocess whose stderr/stdout lines are collected by threads."""
+
+    def __init__(self, *args):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen([TOOL, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        for s in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._read, args=(s,), daemon=True).start()
+
+    def _read(self, stream):
+        for raw in iter(stream.readline, b""):
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self.cond.notify_all()
+
+    def text(self):
+        with self.cond:
+            return "".join(self.lines)
+
+    def wait_for_log(self, pattern, timeout=5.0):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if rx.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
+                self.cond.wait(left)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+class Endpoint:
+    """An aiohttp server in its own thread recording every request.
+
+    ``statuses``: status codes for the first requests (then ``status``); ``delay``:
+    seconds to wait before answering; ``hang_first``: that many first requests wait
+    ``hang`` seconds."""
+
+    def __init__(self, status=200, statuses=(), delay=0.0, hang_first=0, hang=3.0):
+        self.status = status
+        self.statuses = list(statuses)
+        self.delay = delay
+        self.hang_first = hang_first
+        self.hang = hang
+        self.requests = []       # (method, path, raw query, headers, body, status)
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
+        self.loop = asyncio.new_event_loop()
+        self.port = None
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self.thread.start()
+        assert started.wait(5)
+
+    def _serve(self, started):
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        started.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, request):
+        body = await request.read()
+        with self.lock:
+            n = len(self.requests)
+            status = self.statuses[n] if n < len(self.statuses) else self.status
+            if n < self.hang_first:
+                status = 599        # the client gives up before the answer
+            self.requests.append((request.method, request.path, request.raw_path.partition("?")[2],
+                                  dict(request.headers), body, status))
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if n < self.hang_first:
+                await asyncio.sleep(self.hang)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return web.Response(status=status, text="ok")
+        finally:
+            with self.lock:
+                self.inflight -= 1
+
+    def accepted(self):
+        """Bodies of the requests answered 2xx."""
+        with self.lock:
+            return [r[4] for r in self.requests if 200 <= r[5] < 300]
+
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def endpoint():
+    made = []
+
+    def factory(**kw):
+        e = Endpoint(**kw)
+        made.append(e)
+        return e
+
+    yield factory
+    for e in made:
+        e.close()
+
+
+@pytest.fixture
+def tools():
+    started = []
+
+    def factory(*args):
+        t = Tool(*args)
+        started.append(t)
+        return t
+
+    yield factory
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()
+
+
+def wait_until(cond, timeout=5.0, interval=0.02, msg="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {msg}")
+
+
+def publish(nsqd, topic, bodies):
+    status, _, body = nsqd.http("POST", f"/mpub?topic={topic}", b"\n".join(bodies))
+    assert status == 200, body
+
+
+def nsqd_addr(nsqd):
+    return f"--nsqd-tcp-address=127.0.0.1:{nsqd.tcp_port}"
+
+
+def wait_drained(nsqd, topic, channel="nsq_to_http", timeout=5.0):
+    def drained():
+        c = nsqd.channel_stats(topic, channel)
+        return c is not None and c["depth"] == 0 and c["in_flight_count"] == 0
+    wait_until(drained, timeout, msg="channel drained")
+
+
+def assert_clean_exit(tool):
+    rc = tool.stop()
+    assert rc == 0, tool.text()
+    assert "Traceback" not in tool.text(), tool.text()
+
+
+# -----------------------------------------------------------------------------------------
+
+def test_post_delivers_every_message_with_headers(nsqd, endpoint, tools):
+    ep = endpoint()
+    bodies = [f"msg-{i}".encode() for i in range(20)]
+    publish(nsqd, "t_post", bodies)
+    tool = tools("--topic=t_post", nsqd_addr(nsqd), f"--post={ep.url}/sink",
+                 "--content-type=text/plain; charset=utf-8", "--header", "X-Token:  abc ",
+                 "--header=X-Other: a:b")
+    wait_until(lambda: len(ep.accepted()) >= 20, msg="20 POSTs")
+    wait_drained(nsqd, "t_post")
+    assert sorted(ep.accepted()) == sorted(bodies)
+    method, path, _q, headers, _b, _s = ep.requests[0]
+    assert (method, path) == ("POST", "/sink")
+    assert headers["User-Agent"] == "nsq_to_http v1.3.0"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["X-Token"] == "abc"
+    assert headers["X-Other"] == "a:b"
+    assert_clean_exit(tool)
+    assert len(ep.requests) == 20
+
+
+def test_post_default_content_type_and_2xx_is_success(nsqd, endpoint, tools):
+    ep = endpoint(status=204)
+    publish(nsqd, "t_204", [b"x", b"y"])
+    tool = tools("--topic=t_204", nsqd_addr(nsqd), f"--post={ep.url}/")
+    wait_drained(nsqd, "t_204")
+    assert sorted(ep.accepted()) == [b"x", b"y"]
+    assert ep.requests[0][3]["Content-Type"] == "application/octet-stream"
+    assert ep.count() == 2                      # 204 accepted: no retries
+    assert_clean_exit(tool)
+
+
+def test_get_escapes_body_and_requires_200(nsqd, endpoint, tools):
+    # the first answer is 201: success for POST but a failure for GET → retried
+    ep = endpoint(statuses=[201])
+    body = "a b&c/d=é+%".encode()
+    publish(nsqd, "t_get", [body])
+    tool = tools("--topic=t_get", nsqd_addr(nsqd), f"--get={ep.url}/get?v=%s&x=1", *FAST)
+    wait_until(lambda: ep.count() >= 2, msg="GET retried")
+    wait_drained(nsqd, "t_get")
+    method, path, query, headers, _b, _s = ep.requests[-1]
+    assert (method, path) == ("GET", "/get")
+    assert query == "v=a+b%26c%2Fd%3D%C3%A9%2B%25&x=1"
+    assert urllib.parse.parse_qs(query)["v"] == [body.decode()]
+    assert headers["User-Agent"] == "nsq_to_http v1.3.0"
+    assert "Content-Type" not in headers
+    assert_clean_exit(tool)
+
+
+def test_failing_endpoint_messages_are_retried_not_lost(nsqd, endpoint, tools):
+    ep = endpoint(statuses=[500] * 6)
+    bodies = [f"m{i}".encode() for i in range(10)]
+    publish(nsqd, "t_fail", bodies)
+    tool = tools("--topic=t_fail", nsqd_addr(nsqd), f"--post={ep.url}/", *FAST)
+    wait_until(lambda: len(set(ep.accepted())) == 10, timeout=8, msg="all messages accepted")
+    wait_drained(nsqd, "t_fail")
+    assert sorted(set(ep.accepted())) == sorted(bodies)
+    assert ep.count() >= 16
+    c = nsqd.channel_stats("t_fail", "nsq_to_http")
+    assert c["requeue_count"] >= 6
+    tool.wait_for_log("got status code 500")
+    assert_clean_exit(tool)
+
+
+def test_unreachable_endpoint_then_recovers(nsqd, endpoint, tools):
+    # nothing listens on the port at first: connection errors requeue the message
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    publish(nsqd, "t_down", [b"hello"])
+    tool = tools("--topic=t_down", nsqd_addr(nsqd), f"--post=http://127.0.0.1:{port}/", *FAST,
+                 "--http-client-connect-timeout=200ms")
+    tool.wait_for_log(r"handler failed|Cannot connect|connect", timeout=5)
+    c = nsqd.channel_stats("t_down", "nsq_to_http")
+    assert c["depth"] + c["in_flight_count"] + c["deferred_count"] == 1
+    assert_clean_exit(tool)
+    assert "Traceback" not in tool.text()
+
+
+def test_request_timeout_is_a_failure(nsqd, endpoint, tools):
+    ep = endpoint(hang_first=1, hang=1.5)
+    publish(nsqd, "t_slow", [b"slow"])
+    tool = tools("--topic=t_slow", nsqd_addr(nsqd), f"--post={ep.url}/", *FAST,
+                 "--http-client-request-timeout=300ms")
+    wait_until(lambda: ep.accepted() == [b"slow"], timeout=5, msg="second attempt")
+    assert ep.count() == 2
+    tool.wait_for_log("timeout")
+    wait_drained(nsqd, "t_slow")
+    assert_clean_exit(tool)
+
+
+def test_round_robin_alternates(nsqd, endpoint, tools):
+    a, b = endpoint(), endpoint()
+    bodies = [f"r{i}".encode() for i in range(10)]
+    publish(nsqd, "t_rr", bodies)
+    tool = tools("--topic=t_rr", nsqd_addr(nsqd), "--mode=round-robin",
+                 f"--post={a.url}/", f"--post={b.url}/")
+    wait_drained(nsqd, "t_rr")
+    assert len(a.accepted()) == 5 and len(b.accepted()) == 5
+    assert sorted(a.accepted() + b.accepted()) == sorted(bodies)
+    assert_clean_exit(tool)
+
+
+def test_multicast_sends_to_every_address(nsqd, endpoint, tools):
+    a, b = endpoint(), endpoint()
+    bodies = [f"c{i}".encode() for i in range(6)]
+    publish(nsqd, "t_mc", bodies)
+    tool = tools("--topic=t_mc", nsqd_addr(nsqd), "--mode=multicast",
+                 f"--post={a.url}/", f"--post={b.url}/")
+    wait_drained(nsqd, "t_mc")
+    assert sorted(a.accepted()) == sorted(bodies)
+    assert sorted(b.accepted()) == sorted(bodies)
+    tool.wait_for_log("WARNING: multicast mode is deprecated")
+    assert_clean_exit(tool)
+
+
+def test_unknown_mode_is_multicast(nsqd, endpoint, tools):
+    a, b = endpoint(), endpoint()
+    publish(nsqd, "t_mc2", [b"q"])
+    tool = tools("--topic=t_mc2", nsqd_addr(nsqd), "--mode=everywhere",
+                 f"--get={a.url}/?m=%s", f"--get={b.url}/?m=%s")
+    wait_drained(nsqd, "t_mc2")
+    assert a.accepted() == [b""] and b.accepted() == [b""]      # GET: no body
+    assert a.requests[0][2] == "m=q" and b.requests[0][2] == "m=q"
+    assert_clean_exit(tool)
+
+
+def test_hostpool_skips_a_failing_host(nsqd, endpoint, tools):
+    bad, good = endpoint(status=500), endpoint()
+    bodies = [f"h{i}".encode() for i in range(8)]
+    publish(nsqd, "t_hp", bodies)
+    # one request at a time: the first goes to the bad host, which is then skipped
+    tool = tools("--topic=t_hp", nsqd_addr(nsqd), "--n=1", "--max-in-flight=1",
+                 f"--post={bad.url}/", f"--post={good.url}/", *FAST)
+    wait_drained(nsqd, "t_hp", timeout=8)
+    assert sorted(good.accepted()) == sorted(bodies)
+    assert bad.count() == 1
+    assert_clean_exit(tool)
+
+
+def test_n_limits_concurrent_requests(nsqd, endpoint, tools):
+    ep = endpoint(delay=0.3)
+    bodies = [f"n{i}".encode() for i in range(9)]
+    publish(nsqd, "t_n", bodies)
+    tool = tools("--topic=t_n", nsqd_addr(nsqd), "--n=3", f"--post={ep.url}/")
+    wait_drained(nsqd, "t_n")
+    assert sorted(ep.accepted()) == sorted(bodies)
+    assert ep.max_inflight == 3
+    assert_clean_exit(tool)
+
+
+def test_sample_zero_finishes_without_sending(nsqd, endpoint, tools):
+    ep = endpoint()
+    publish(nsqd, "t_sample", [b"1", b"2", b"3"])
+    tool = tools("--topic=t_sample", nsqd_addr(nsqd), "--sample=0", f"--post={ep.url}/")
+    wait_drained(nsqd, "t_sample")
+    assert ep.count() == 0
+    assert_clean_exit(tool)
+
+
+def test_status_every_logs_timings(nsqd, endpoint, tools):
+    a, b = endpoint(), endpoint()
+    publish(nsqd, "t_status", [f"s{i}".encode() for i in range(7)])
+    tool = tools("--topic=t_status", nsqd_addr(nsqd), "--status-every=3", "--mode=round-robin",
+                 f"--post={a.url}/", f"--post={b.url}/")
+    tool.wait_for_log(r"Warning: use more than 100 status values for accurate percentiles "
+                      r"\(configured with 3\)")
+    tool.wait_for_log(r"\[aggregate\]: finished 3 - 99th: \d+\.\d\dms - 95th: \d+\.\d\dms - "
+                      r"avg: \d+\.\d\dms")
+    wait_drained(nsqd, "t_status")
+    assert_clean_exit(tool)
+
+
+def test_survives_nsqd_restart(nsqd_factory, endpoint, tools, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    data = str(tmp_path / "restart")
+    d = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=data)
+    ep = endpoint()
+    publish(d, "t_restart", [b"before"])
+    tool = tools("--topic=t_restart", f"--nsqd-tcp-address=127.0.0.1:{port}",
+                 f"--post={ep.url}/", "--consumer-opt=lookupd_poll_interval,100ms")
+    wait_until(lambda: ep.accepted() == [b"before"], msg="first message")
+    d.stop()
+    tool.wait_for_log("connection closed|EOF|closed", timeout=5)
+    d2 = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=data)
+    publish(d2, "t_restart", [b"after"])
+    wait_until(lambda: ep.accepted() == [b"before", b"after"], timeout=8, msg="after restart")
+    assert_clean_exit(tool)
+    assert "Traceback" not in tool.text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--topic=t", "--nsqd-tcp-address=127.0.0.1:4150"], "--get or --post required"),
+    (["--topic=t", "--post=http://a/", "--get=http://a/%s",
+      "--nsqd-tcp-address=127.0.0.1:4150"], "use --get or --post not both"),
+    (["--topic=t", "--get=http://a/", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "invalid GET address - must be a printf string"),
+    (["--topic=t", "--get=http://a/%s%s", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "invalid GET address - must be a printf string"),
+    (["--topic=t", "--post=http://a/"], "--nsqd-tcp-address or --lookupd-http-address required"),
+    (["--topic=t", "--post=http://a/", "--nsqd-tcp-address=127.0.0.1:4150",
+      "--lookupd-http-address=127.0.0.1:4161"],
+     "use --nsqd-tcp-address or --lookupd-http-address not both"),
+    (["--post=http://a/", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "--topic and --channel are required"),
+    (["--topic=t", "--channel=", "--post=http://a/", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "--topic and --channel are required"),
+    (["--topic=t", "--get=http://a/%s", "--content-type=text/plain",
+      "--nsqd-tcp-address=127.0.0.1:4150"], "--content-type only used with --post"),
+    (["--topic=t", "--post=http://a/", "--content-type=",
+      "--nsqd-tcp-address=127.0.0.1:4150"], "--content-type requires a value when used"),
+    (["--topic=t", "--post=http://a/", "--sample=1.5", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "ERROR: --sample must be between 0.0 and 1.0"),
+    (["--topic=t", "--post=http://a/", "--header=novalue", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "--header value format should be 'key=value'"),
+    (["--topic=t", "--post=http://a/", "--header=X:", "--nsqd-tcp-address=127.0.0.1:4150"],
+     "--header value format should be 'key=value'"),
+])
+def test_fatal_validation(args, message):
+    r = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d " + re.escape(message), lines[0])
+
+
+def test_bad_flags_print_usage_and_exit_2():
+    r = subprocess.run([TOOL, "--bogus"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2
+    assert r.stderr.startswith("flag provided but not defined: -bogus\nUsage of nsq_to_http:\n")
+    r = subprocess.run([TOOL, "--n=x"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2
+    assert r.stderr.startswith('invalid value "x" for flag -n: parse error\n')
+    r = subprocess.run([TOOL, "--consumer-opt=bogus,1"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "bogus" in r.stderr.splitlines()[0]
+    r = subprocess.run([TOOL, "--http-client-request-timeout=5"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2
+
+
+def test_version_and_help():
+    r = subprocess.run([TOOL, "--version"], capture_output=True, text=True, timeout=10)
+    assert (r.returncode, r.stdout) == (0, "nsq_to_http v1.3.0\n")
+    r = subprocess.run([TOOL, "-h"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    for flag in ("-content-type string", "-get value", "-post value", "-header value",
+                 "-mode string", "-n int", "-sample float", "-status-every int",
+                 "-http-client-connect-timeout duration", "-http-client-request-timeout duration",
+                 "-consumer-opt value", "-max-in-flight int"):
+        assert f"  {flag}\n" in r.stderr, flag
+    assert '(default "hostpool")' in r.stderr
+    assert "(default 20s)" in r.stderr
