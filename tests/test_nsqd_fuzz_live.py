@@ -37,12 +37,9 @@ from nsqpy.protocol import commands as cmds
 
 EXAMPLES = int(os.environ.get("NSQPY_FUZZ_EXAMPLES", "50"))
 
-# Known daemon bug (see test_response_is_flushed_immediately_when_messages_follow): a
-# response queued in the same read as a message delivery waits for the output-buffer
-# timer, and is lost if the client's EOF arrives first.  While it is open, streams that
-# can start a delivery (contain RDY) wait for the timer (short here) before the EOF, and
-# IDENTIFY does not disable or lengthen the timer.  Set to False once fixed.
-FLUSH_BUG_OPEN = True
+# A response queued in the same read as a message delivery once waited for the output-buffer
+# timer (fixed; test_response_is_flushed_immediately_when_messages_follow guards it).
+FLUSH_BUG_OPEN = False
 OBUF_TIMEOUT_MS = 50
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -522,10 +519,6 @@ def test_truncated_and_oversize_size_fields(live, cmd, st_data):
 # ------------------------------------------------------------- deterministic regressions
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a response queued in the same read as a message delivery is held in the output "
-    "buffer until the output-buffer-timeout flush (never, with -1) instead of being "
-    "flushed immediately (tcp-protocol §9); on client EOF it is lost"))
 def test_response_is_flushed_immediately_when_messages_follow(live):
     sub = Conn(live.tcp_address, timeout=CLOSE_TIMEOUT)
     pub = Conn(live.tcp_address, timeout=CLOSE_TIMEOUT)

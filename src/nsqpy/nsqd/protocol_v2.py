@@ -41,7 +41,8 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.magic = b""
         self.parser = cmds.CommandParser(nsqd.limits, self._precheck, self._mpub_precheck)
         self.out = []                     # pending frames
-        self.out_size = 0
+        self.out_size = 0                 # bytes of message frames among them
+        self.respond_pending = False      # a response is queued: flush at the end of this read
         self.closed = False
         self.flush_timer = None
         self.heartbeat_timer = None
@@ -167,6 +168,7 @@ class ClientV2(asyncio.Protocol, Consumer):
             out = self.out
             self.out = []
             self.out_size = 0
+            self.respond_pending = False
             data = out[0] if len(out) == 1 else b"".join(out)
             if self.encoder is not None:
                 data = self.encoder.encode(data)
@@ -248,8 +250,8 @@ class ClientV2(asyncio.Protocol, Consumer):
         ch = self.channel
         if ch is not None and self.ready:
             ch.pump()
-        if self.out and not self.closed and self.out_size == 0:
-            self.flush()
+        if self.respond_pending and not self.closed:
+            self.flush()          # responses go out now, with any messages queued behind them
 
     # -- async steps: reading pauses until they finish ----------------------------------------
     def _run_async(self, coro) -> None:
@@ -284,8 +286,7 @@ class ClientV2(asyncio.Protocol, Consumer):
     def _respond(self, frame: bytes) -> None:
         """Queue a response; it is written at the end of the current read (§9: immediate)."""
         self.out.append(frame)
-        if self.out_size:            # messages are waiting too: keep the order, flush all
-            self.flush()
+        self.respond_pending = True
 
     def _precheck(self, name: bytes, params) -> object:
         if self.nsqd.tls_required_tcp and not self.tls and name != b"IDENTIFY":
