@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import urllib.parse
@@ -124,7 +125,10 @@ class Poller:
             raise StatError(f'Get "{url}": i/o timeout') from None
         except aiohttp.ClientConnectorError as e:
             os_err = e.os_error
-            reason = (os_err.strerror or str(os_err)) if os_err is not None else str(e)
+            if os_err is not None and os_err.errno:
+                reason = os.strerror(os_err.errno)
+            else:
+                reason = str(os_err if os_err is not None else e)
             raise StatError(f'Get "{url}": dial tcp {e.host}:{e.port}: connect: '
                             f'{reason[:1].lower()}{reason[1:]}') from None
         except aiohttp.ClientError as e:
