@@ -542,13 +542,7 @@ def half_closed(live, data):
     return non_message(exchange(live, [data]))
 
 
-EOF_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "nsqd closes silently on EOF inside a command body / size field; upstream's io.ReadFull "
-    "error is reported as E_BAD_MESSAGE PUB failed to read message body[ size] before the "
-    "close (tcp-protocol §6.10)"))
 
-
-@EOF_XFAIL
 def test_eof_inside_a_pub_body_reports_failed_to_read_body(live):
     """Upstream reads the body with io.ReadFull: EOF there is an error it reports
     (tcp-protocol §6.10 "body unreadable") before closing."""
@@ -556,7 +550,6 @@ def test_eof_inside_a_pub_body_reports_failed_to_read_body(live):
     assert got == [(1, b"E_BAD_MESSAGE PUB failed to read message body")]
 
 
-@EOF_XFAIL
 def test_eof_inside_a_pub_size_reports_failed_to_read_size(live):
     got = half_closed(live, b"PUB fz\n\x00\x00")
     assert got == [(1, b"E_BAD_MESSAGE PUB failed to read message body size")]

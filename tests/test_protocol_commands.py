@@ -793,3 +793,31 @@ def test_command_classes_have_names():
 def test_command_objects_use_slots():
     assert not hasattr(Fin(MID), "__dict__")
     assert not hasattr(Pub("t", b"x"), "__dict__")
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"PUB t\n\x00\x00", b"E_BAD_MESSAGE PUB failed to read message body size"),
+    (b"PUB t\n\x00\x00\x00\x05ab", b"E_BAD_MESSAGE PUB failed to read message body"),
+    (b"DPUB t 5\n\x00\x00\x00\x05ab", b"E_BAD_MESSAGE DPUB failed to read message body"),
+    (b"IDENTIFY\n\x00", b"E_BAD_BODY IDENTIFY failed to read body size"),
+    (b"AUTH\n\x00\x00\x00\x09x", b"E_BAD_BODY AUTH failed to read body"),
+    (b"MPUB t\n\x00", b"E_BAD_BODY MPUB failed to read body size"),
+    (b"MPUB t\n\x00\x00\x00\x10\x00\x00", b"E_BAD_BODY MPUB failed to read message count"),
+    (b"MPUB t\n\x00\x00\x00\x10\x00\x00\x00\x02\x00\x00\x00\x01a\x00",
+     b"E_BAD_MESSAGE MPUB failed to read message(1) body size"),
+    (b"MPUB t\n\x00\x00\x00\x10\x00\x00\x00\x02\x00\x00\x00\x03a",
+     b"E_BAD_MESSAGE MPUB failed to read message body"),
+])
+def test_eof_inside_a_command_gives_upstreams_read_error(data, error):
+    p = CommandParser(Limits())
+    p.feed(data)
+    assert p.next_command() is None
+    assert p.eof_error().frame_data() == error
+
+
+def test_eof_between_commands_or_inside_a_line_is_silent():
+    p = CommandParser(Limits())
+    p.feed(b"NOP\nPUB t")
+    assert p.next_command() is not None
+    assert p.next_command() is None
+    assert p.eof_error() is None

@@ -120,6 +120,14 @@ class ClientV2(asyncio.Protocol, Consumer):
             self.transport.close()
             self.connection_lost(None)
 
+    def eof_received(self) -> bool:
+        """The client half-closed: a command cut inside its size or body gets its error."""
+        if not self.closed and self.busy is None:
+            err = self.parser.eof_error()
+            if err is not None:
+                self._fatal(err)
+        return False
+
     def pause_writing(self) -> None:
         self.write_paused_at = monotonic()
 

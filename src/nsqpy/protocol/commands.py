@@ -413,6 +413,31 @@ class CommandParser:
                 continue
             return cmd
 
+    def eof_error(self) -> ProtocolError | None:
+        """The error upstream sends when the stream ends inside a command's size or body
+        (its ``io.ReadFull`` fails), or None when it ended between commands or in a line."""
+        resume = self._resume
+        if resume is None or self._dead:
+            return None
+        fn = resume.__func__
+        label = self._label
+        if fn is CommandParser._blob_size:
+            return _err("E_BAD_BODY", "%s failed to read body size" % label)
+        if fn is CommandParser._blob_body:
+            return _err("E_BAD_BODY", "%s failed to read body" % label)
+        if fn is CommandParser._msg_size:
+            return _err("E_BAD_MESSAGE", "%s failed to read message body size" % label)
+        if fn is CommandParser._msg_body:
+            return _err("E_BAD_MESSAGE", "%s failed to read message body" % label)
+        if fn is CommandParser._mpub_size:
+            return _err("E_BAD_BODY", "MPUB failed to read body size")
+        if fn is CommandParser._mpub_num:
+            return _err("E_BAD_BODY", "MPUB failed to read message count")
+        if self.buffered() < 4:
+            return _err("E_BAD_MESSAGE", "MPUB failed to read message(%d) body size"
+                        % len(self._cmd.bodies))
+        return _err("E_BAD_MESSAGE", "MPUB failed to read message body")
+
     def _line_too_long(self) -> ProtocolError:
         return ProtocolError("E_INVALID", "invalid command line too long (> %d bytes)"
                              % self.max_line_size)
