@@ -140,3 +140,19 @@ def test_stats_show_tls_fields(tls_nsqd, conn_factory, cert):
     assert client["tls"] is True
     assert client["tls_version"].startswith("TLS1.")
     assert client["tls_cipher_suite"]
+
+
+def test_deflate_bomb_is_refused_without_inflating_it_all(nsqd, conn_factory):
+    import zlib
+    c = conn_factory(nsqd)
+    c.upgrade(negotiate(c, deflate=True), None)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    # a PUB announcing 200 MB, followed by 200 MB of zeros that compress to ~200 KB
+    bomb = comp.compress(b"PUB t\n" + (200_000_000).to_bytes(4, "big"))
+    bomb += comp.compress(b"\0" * 200_000_000) + comp.flush(zlib.Z_SYNC_FLUSH)
+    c.sock.sendall(bomb)
+    c.expect_error(b"E_BAD_MESSAGE PUB message too big 200000000 > 1048576")
+    assert nsqd.http("GET", "/ping")[0] == 200
+    peak_kib = int(next(line.split()[1] for line in open(f"/proc/{nsqd.proc.pid}/status")
+                        if line.startswith("VmHWM")))
+    assert peak_kib < 150 * 1024          # it never held the 200 MB

@@ -15,6 +15,7 @@ from ..engine.consumer import (STATE_CLOSING, STATE_DISCONNECTED, STATE_INIT,
                                STATE_SUBSCRIBED, Consumer)
 from ..engine.topic import TopicError
 from ..protocol import commands as cmds
+from ..protocol.compression import CompressionError
 from ..protocol.errors import ProtocolError
 from ..protocol.frames import (CLOSE_WAIT_FRAME, HEARTBEAT_FRAME, OK_FRAME, encode_error,
                                encode_message_frame, encode_response)
@@ -25,6 +26,7 @@ MAGIC_V2 = b"  V2"
 CLIENT_TIMEOUT = 60.0                    # upstream's fixed --client-timeout
 DEFAULT_OUTPUT_BUFFER_SIZE = 16384
 BAD_PROTOCOL_FRAME = encode_error(b"E_BAD_PROTOCOL")
+INFLATE_CHUNK = 1 << 20                  # deflate input is inflated at most this much at a time
 
 _MUST_BE_INIT = {cmds.Identify.NAME, cmds.Auth.NAME, cmds.Sub.NAME}
 _MUST_BE_SUBSCRIBED_OR_CLOSING = {cmds.Fin.NAME, cmds.Req.NAME, cmds.Touch.NAME}
@@ -227,17 +229,25 @@ class ClientV2(asyncio.Protocol, Consumer):
             if not data:
                 return
         self.last_read = monotonic()
-        if self.decoder is not None:
-            try:
-                data = self.decoder.decode(data)
-            except Exception as e:
-                self.log.error(f"[{self.remote_address}] - failed to decompress: {e}")
-                self.transport.close()
-                self.connection_lost(None)
-                return
-        self.parser.feed(data)
-        if self.busy is None:
-            self._process()
+        decoder = self.decoder
+        if decoder is None:
+            self.parser.feed(data)
+            if self.busy is None:
+                self._process()
+            return
+        try:
+            data = decoder.decode(data, INFLATE_CHUNK) if self.deflate else decoder.decode(data)
+            while True:
+                self.parser.feed(data)
+                if self.busy is None:
+                    self._process()
+                if self.closed or not self.deflate or not decoder.pending:
+                    return
+                data = decoder.decode(b"", INFLATE_CHUNK)   # inflate the rest bit by bit
+        except CompressionError as e:
+            self.log.error(f"[{self.remote_address}] - failed to decompress: {e}")
+            self.transport.close()
+            self.connection_lost(None)
 
     def _process(self) -> None:
         """Run every complete command; stop early while an async step (TLS, auth) runs."""

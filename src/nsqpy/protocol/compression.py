@@ -219,7 +219,15 @@ class DeflateDecoder:
     def eof(self) -> bool:
         return self._d.eof
 
-    def decode(self, data) -> bytes:
+    @property
+    def pending(self) -> bool:
+        """Input is left over because the last call hit its ``max_output``."""
+        return bool(self._d.unconsumed_tail)
+
+    def decode(self, data, max_output: int = 0) -> bytes:
+        """Inflate ``data``; with ``max_output`` at most that many bytes come back and the
+        rest waits for ``decode(b"", max_output)`` (see :attr:`pending`): a small input
+        cannot force a huge allocation."""
         if self._error is not None:
             raise self._error
         d = self._d
@@ -228,8 +236,10 @@ class DeflateDecoder:
                 self._error = CompressionError("flate: corrupt input", "data after the final block")
                 raise self._error
             return b""
+        if d.unconsumed_tail:
+            data = d.unconsumed_tail + data
         try:
-            out = d.decompress(data)
+            out = d.decompress(data, max_output)
         except zlib.error as e:
             self._error = CompressionError("flate: corrupt input", str(e))
             raise self._error from None
