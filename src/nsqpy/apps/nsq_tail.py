@@ -13,7 +13,7 @@ import random
 import sys
 from typing import Any
 
-from ..client import Message
+from ..client import Consumer, Message
 from ..goflags import FlagSet
 from . import common
 
@@ -40,6 +40,7 @@ class _Output:
         self.print_topic = print_topic
         self.shown = 0
         self.out = sys.stdout.buffer
+        self.consumers: list[Consumer] = []
 
     def handler(self, topic: str) -> Any:
         prefix = topic.encode() + b" | " if self.print_topic else b""
@@ -52,7 +53,11 @@ class _Output:
             except (OSError, ValueError) as e:
                 common.fatal("ERROR: failed to write to os.Stdout - %s", e)
             if self.total > 0 and self.shown >= self.total:
-                # exit at once, before the FIN (upstream quirk)
+                # exit at once, before this message's FIN (upstream quirk); the FINs
+                # of the earlier ones still go out, as they would have in Go by now
+                for c in self.consumers:
+                    for conn in c.connections.values():
+                        conn._flush()
                 common.exit_now(0)
         return handle
 
@@ -72,9 +77,10 @@ async def _run(values: dict[str, Any]) -> int:
     for topic in values["topic"]:
         common.std_log("Adding consumer for topic: %s", topic)
         c = common.new_consumer(topic, values["channel"], out.handler(topic), cfg)
+        consumers.append(c)
+        out.consumers.append(c)
         await common.start_consumer(c, values["nsqd_tcp_address"],
                                     values["lookupd_http_address"])
-        consumers.append(c)
 
     await stop.wait()
     await common.stop_consumers(consumers)
