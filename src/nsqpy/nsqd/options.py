@@ -7,17 +7,17 @@ nanoseconds.
 from __future__ import annotations
 
 import hashlib
-import socket
 import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from .. import version_string
 from ..configfile import ConfigError, go_os_error, load_config_file, resolve
+from ..daemon_main import check_config_log_level, define_log_level, os_hostname
 from ..goflags import (KEEP, FlagExit, FlagSet, GoNumError, go_fmt_v, go_json_float,
                        go_json_string, go_quote, parse_go_bool, parse_go_int)
 from ..gotime import HOUR, MILLISECOND, MINUTE, SECOND
-from ..log import LEVEL_LABELS, LEVEL_NAMES, parse_log_level
+from ..log import parse_log_level
 
 __all__ = [
     "Options", "OptionsError", "OptionsConfigError", "ConfigError", "FlagExit", "OPTION_SPECS", "GO_FIELDS",
@@ -72,14 +72,7 @@ def default_node_id(hostname: str) -> int:
     return zlib.crc32(hashlib.md5(hostname.encode("utf-8", "surrogateescape")).digest()) % 1024
 
 
-def _hostname() -> str:
-    try:
-        return socket.gethostname()
-    except OSError:  # pragma: no cover
-        return "localhost"
-
-
-_HOST = _hostname()
+_HOST = os_hostname()
 
 # key -> (kind, default, flag name, Go struct field); order = Go Options struct order
 _TABLE: list[tuple[str, str, Any, str, str]] = [
@@ -266,19 +259,6 @@ def parse_tls_min_version(s: str) -> Any:
     return v
 
 
-def _parse_level_name(s: str) -> str:
-    return LEVEL_NAMES[parse_log_level(s)]
-
-
-def _level_label(name: Any) -> str:
-    if isinstance(name, int):
-        return LEVEL_LABELS.get(name, "invalid")
-    try:
-        return LEVEL_LABELS[parse_log_level(name)]
-    except ValueError:
-        return "invalid"
-
-
 def _coerce_int_like(v: Any) -> int:
     """go-options coerceInt64 (validated special keys arrive as digit strings)."""
     if isinstance(v, bool):
@@ -288,12 +268,6 @@ def _coerce_int_like(v: Any) -> int:
     if isinstance(v, str):
         return parse_go_int(v, 10, 64)
     raise ValueError(f"invalid int64 value type {type(v).__name__}")
-
-
-def _coerce_level(v: Any) -> str:
-    if isinstance(v, int) and not isinstance(v, bool) and v in LEVEL_NAMES:
-        return LEVEL_NAMES[v]
-    return _parse_level_name(str(v))
 
 
 # ---------------------------------------------------------------------------
@@ -383,8 +357,7 @@ def nsqd_flagset(hostname: str | None = None) -> FlagSet:
         help_text = _HELP[key]
         kw = {"key": key, "field": go}
         if kind == "log_level":
-            fs.custom(flag, default, help_text, parse=_parse_level_name, to_str=_level_label,
-                      zero_str="invalid", coerce=_coerce_level, **kw)
+            define_log_level(fs, flag, default, help_text, **kw)
         elif kind == "tls_required":
             fs.custom(flag, default, help_text, parse=parse_tls_required, to_str=str,
                       zero_str="0", is_bool=True, coerce=_coerce_int_like, **kw)
@@ -420,12 +393,7 @@ def _validate_config(cfg: dict) -> None:
             del cfg["tls_min_version"]  # "" means "use the default"
         else:
             cfg["tls_min_version"] = t
-    if "log_level" in cfg:
-        v = cfg["log_level"]
-        try:
-            cfg["log_level"] = _parse_level_name(go_fmt_v(v))
-        except ValueError:
-            raise OptionsError(f"failed parsing log_level {go_fmt_v(v)}") from None
+    check_config_log_level(cfg, OptionsError)
 
 
 def parse_nsqd_options(argv: list[str], hostname: str | None = None, *,
@@ -438,7 +406,7 @@ def parse_nsqd_options(argv: list[str], hostname: str | None = None, *,
     ``Resolve failed to coerce …``), then — unless ``validate=False`` —
     :func:`validate_nsqd_options` (OptionsError ``failed to instantiate nsqd - …``).
     """
-    host = hostname if hostname is not None else _hostname()
+    host = hostname if hostname is not None else os_hostname()
     fs = nsqd_flagset(host)
     values, explicit, _positional = fs.parse(argv)  # positional args are ignored by nsqd
     if values["version"]:

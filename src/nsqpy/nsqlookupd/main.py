@@ -1,10 +1,6 @@
 """``nsqlookupd`` command: parse Go-style flags, run the daemon until SIGINT/SIGTERM."""
-import asyncio
-import signal
-import sys
-
 from ..configfile import ConfigError
-from ..goflags import FlagExit
+from ..daemon_main import parse_or_exit, run_daemon
 from ..log import Logger
 from .daemon import NSQLookupd, StartupError
 from .options import OptionsError, parse_nsqlookupd_options
@@ -18,43 +14,21 @@ def _go_extra(err: str) -> str:
     return f"failed to instantiate nsqlookupd%!(EXTRA *errors.errorString={err})"
 
 
-async def serve(opts, log) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    lookupd = NSQLookupd(opts, log)
-    try:
-        await lookupd.start()
-    except StartupError as e:
-        Logger(FATAL_PREFIX, stream=log.stream).fatal(_go_extra(str(e)))
-        await lookupd.stop()
-        return 1
-    await stop.wait()
-    await lookupd.stop()
-    return 0
+def _option_fatal(e: Exception) -> None:
+    if isinstance(e, ConfigError):
+        e.emit(Logger(FATAL_PREFIX))
+    else:
+        Logger(FATAL_PREFIX).fatal(str(e))
+
+
+def _startup_fatal(log, e: StartupError) -> None:
+    Logger(FATAL_PREFIX, stream=log.stream).fatal(_go_extra(str(e)))
 
 
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        opts = parse_nsqlookupd_options(argv)
-    except FlagExit as e:
-        e.exit()
-        return
-    except ConfigError as e:
-        e.emit(Logger(FATAL_PREFIX))
-        sys.exit(1)
-    except OptionsError as e:
-        Logger(FATAL_PREFIX).fatal(str(e))
-        sys.exit(1)
-    log = Logger(opts.log_prefix, opts.log_level)
-    try:
-        import uvloop
-        code = uvloop.run(serve(opts, log))
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency
-        code = asyncio.run(serve(opts, log))
-    sys.exit(code)
+    opts = parse_or_exit(parse_nsqlookupd_options, argv, (ConfigError, OptionsError),
+                         _option_fatal)
+    run_daemon(NSQLookupd, opts, StartupError, _startup_fatal)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,13 @@ nanoseconds.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, fields
-from typing import Any
 
 from .. import version_string
 from ..configfile import ConfigError, load_config_file, resolve
-from ..goflags import FlagExit, FlagSet, go_fmt_v
+from ..daemon_main import check_config_log_level, define_log_level, os_hostname
+from ..goflags import FlagExit, FlagSet
 from ..gotime import SECOND
-from ..log import LEVEL_LABELS, LEVEL_NAMES, parse_log_level
 
 __all__ = ["Options", "OptionsError", "ConfigError", "FlagExit", "nsqlookupd_flagset",
            "parse_nsqlookupd_options", "OPTION_KEYS"]
@@ -22,13 +20,6 @@ __all__ = ["Options", "OptionsError", "ConfigError", "FlagExit", "nsqlookupd_fla
 class OptionsError(Exception):
     """A fatal option problem; ``str(e)`` is the text logged after ``FATAL: `` with the
     fixed ``[nsqlookupd] `` prefix (Go's lg.LogFatal). Exit code 1."""
-
-
-def _hostname() -> str:
-    try:
-        return socket.gethostname()
-    except OSError:  # pragma: no cover
-        return "localhost"
 
 
 @dataclass
@@ -46,7 +37,7 @@ class Options:
 
     def __post_init__(self) -> None:
         if not self.hostname:
-            self.hostname = _hostname()
+            self.hostname = os_hostname()
         if not self.broadcast_address:
             self.broadcast_address = self.hostname
 
@@ -55,34 +46,13 @@ OPTION_KEYS = ("log_level", "log_prefix", "tcp_address", "http_address", "broadc
                "inactive_producer_timeout", "tombstone_lifetime")
 
 
-def _parse_level_name(s: str) -> str:
-    return LEVEL_NAMES[parse_log_level(s)]
-
-
-def _level_label(name: Any) -> str:
-    if isinstance(name, int):
-        return LEVEL_LABELS.get(name, "invalid")
-    try:
-        return LEVEL_LABELS[parse_log_level(name)]
-    except ValueError:
-        return "invalid"
-
-
-def _coerce_level(v: Any) -> str:
-    if isinstance(v, int) and not isinstance(v, bool) and v in LEVEL_NAMES:
-        return LEVEL_NAMES[v]
-    return _parse_level_name(str(v))
-
-
 def nsqlookupd_flagset(hostname: str | None = None) -> FlagSet:
     """nsqlookupd's flag set (Go ``nsqlookupdFlagSet``), in upstream's definition order."""
-    host = hostname if hostname is not None else _hostname()
+    host = hostname if hostname is not None else os_hostname()
     fs = FlagSet("nsqlookupd")
     fs.string("config", "", "path to config file", configurable=False)
     fs.bool("version", False, "print version string", configurable=False)
-    fs.custom("log-level", "info", "set log verbosity: debug, info, warn, error, or fatal",
-              parse=_parse_level_name, to_str=_level_label, zero_str="invalid",
-              coerce=_coerce_level, key="log_level", field="LogLevel")
+    define_log_level(fs)
     fs.string("log-prefix", "[nsqlookupd] ", "log message prefix", field="LogPrefix")
     fs.bool("verbose", False, "[deprecated] has no effect, use --log-level", configurable=False)
     fs.string("tcp-address", "0.0.0.0:4160", "<addr>:<port> to listen on for TCP clients",
@@ -110,7 +80,7 @@ def parse_nsqlookupd_options(argv: list[str], hostname: str | None = None) -> Op
     ``failed parsing log_level <v>``), then resolution (ConfigError ``Resolve failed to
     coerce …``, std-log form). Positional arguments are ignored.
     """
-    host = hostname if hostname is not None else _hostname()
+    host = hostname if hostname is not None else os_hostname()
     fs = nsqlookupd_flagset(host)
     values, explicit, _positional = fs.parse(argv)
     if values["version"]:
@@ -119,12 +89,7 @@ def parse_nsqlookupd_options(argv: list[str], hostname: str | None = None) -> Op
     config_path = values["config"]
     if config_path:
         cfg = load_config_file(config_path)
-    if "log_level" in cfg:
-        v = cfg["log_level"]
-        try:
-            cfg["log_level"] = _parse_level_name(go_fmt_v(v))
-        except ValueError:
-            raise OptionsError(f"failed parsing log_level {go_fmt_v(v)}") from None
+    check_config_log_level(cfg, OptionsError)
     resolved = resolve(fs, values, explicit, cfg)
     opts = Options(hostname=host, config_file=config_path)
     for f in fields(Options):
