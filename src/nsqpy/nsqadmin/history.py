@@ -27,6 +27,7 @@ class History:
         self.channels: dict[tuple[str, str], deque] = {}
         self.totals: deque = deque(maxlen=self.maxlen)
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self.samples = 0
 
     def start(self) -> None:
@@ -34,23 +35,31 @@ class History:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        self._stopping = True
         t, self._task = self._task, None
-        if t is not None:
+        if t is None:
+            return
+        # cancel until it is really done: a cancellation can be lost inside library code
+        for _ in range(20):
             t.cancel()
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            done, _pending = await asyncio.wait({t}, timeout=0.1)
+            if done:
+                break
+        if t.done() and not t.cancelled():
+            t.exception()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
-                await asyncio.wait_for(self.sample(), timeout=max(self.interval, 5.0) * 2)
+                async with asyncio.timeout(max(self.interval, 5.0) * 2):
+                    await self.sample()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - sampling must never stop
                 self.admin.log.debug(f"HISTORY: sample failed - {e}")
+            if self._stopping:
+                return
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     async def sample(self) -> None:

@@ -385,7 +385,7 @@ class HTTPAPI:
 
     async def _body(self, request) -> bytes:
         try:
-            return await request.content.read(16 << 20)
+            return await read_limited(request, 16 << 20)
         except Exception:  # noqa: BLE001
             return b""
 
@@ -767,7 +767,7 @@ class HTTPAPI:
         if request.method == "PUT":
             read_max = 1024 * 1024 + 1
             try:
-                body = await request.content.read(read_max)
+                body = await read_limited(request, read_max)
             except Exception:  # noqa: BLE001
                 raise Err(500, "INTERNAL_ERROR") from None
             if len(body) == read_max or not body:
@@ -797,6 +797,20 @@ class HTTPAPI:
         if kind == "text":
             return body
         return RawJSON(body)
+
+
+async def read_limited(request, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the request body (io.LimitReader + io.ReadAll)."""
+    content = request.content
+    chunks = []
+    total = 0
+    while total < limit:
+        chunk = await content.read(limit - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def _plain(code: int, text) -> _Resp:

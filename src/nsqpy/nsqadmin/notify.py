@@ -101,9 +101,9 @@ class Notifier:
             deadline = asyncio.get_running_loop().time() + drain_timeout
             while not self.queue.empty() and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
-        self._task = None
+        t, self._task = self._task, None
+        for _ in range(20):
+            t.cancel()
+            done, _pending = await asyncio.wait({t}, timeout=0.1)
+            if done:
+                break

@@ -80,8 +80,13 @@ class Client:
             hdrs["Accept"] = ACCEPT
         if headers:
             hdrs.update(headers)
+        from yarl import URL
         try:
-            async with self.session().request(method, url, data=data, headers=hdrs,
+            target = URL(url, encoded=True)
+        except (ValueError, TypeError) as e:
+            raise UpstreamError(f'parse {go_quote(url)}: {e}') from None
+        try:
+            async with self.session().request(method, target, data=data, headers=hdrs,
                                               allow_redirects=True) as resp:
                 body = await resp.read()
                 return resp.status, resp.reason or "", resp.headers, body

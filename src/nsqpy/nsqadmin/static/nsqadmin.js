@@ -223,7 +223,7 @@
     var legend = opts.series.map(function (s, i) {
       var last = s.points.length ? s.points[s.points.length - 1][1] : null;
       return '<span class="legend-item"><i style="background:' + COLORS[i % COLORS.length] + '"></i>' + esc(s.name) +
-        (last === null ? '' : ' <b>' + esc(shortNum(last)) + (opts.unit ? ' ' + esc(opts.unit) : '') + '</b>') + '</span>';
+        (last === null ? '' : ' <b>' + esc(shortNum(last)) + (opts.unit ? (opts.unit.charAt(0) === '/' ? '' : ' ') + esc(opts.unit) : '') + '</b>') + '</span>';
     }).join('');
     return '<figure class="chart-box" data-chart="' + esc(opts.id || opts.title) + '"><figcaption>' + esc(opts.title) + '</figcaption>' + svg + '<div class="legend">' + legend + '</div></figure>';
   }
@@ -789,7 +789,7 @@
     shell: function () {
       var html = pageHeader([{ html: 'Lookup' }]);
       if (!HAS_LOOKUPD) {
-        return html + card('', notice('nsqadmin is not configured with nsqlookupd hosts'));
+        return html + card('', notice('nsqadmin is not configured with nsqlookupd hosts')) + '<div id="live"></div>';
       }
       html += card('nsqlookupd hosts', '<ul class="hosts">' + NSQLOOKUPD.map(function (a) { return '<li><code>' + esc(a) + '</code></li>'; }).join('') + '</ul>');
       if (IS_ADMIN) {
