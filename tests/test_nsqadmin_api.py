@@ -93,9 +93,14 @@ def unique(request):
     return f"{name[:40]}_{int(time.time() * 1000) % 100000}"
 
 
-def notifications_since(sink, n0, n, timeout=10.0):
-    reqs = sink.wait(n0 + n, timeout)
-    return [json.loads(r["body"]) for r in reqs[n0:n0 + n]]
+def notifications_for(sink, topic, n, timeout=10.0):
+    """The first ``n`` notifications about ``topic`` (they arrive asynchronously)."""
+    def mine():
+        with sink.cond:
+            got = [json.loads(r["body"]) for r in sink.requests if r["path"] == "/notify"]
+        got = [g for g in got if g.get("topic") == topic]
+        return got if len(got) >= n else None
+    return wait_for(mine, timeout=timeout, what=f"{n} notifications for {topic}")[:n]
 
 
 # ---------------------------------------------------------------------------------------
@@ -466,7 +471,6 @@ def _both_have(cluster, t, ch=None):
 def test_topic_pause_unpause_empty(admin, cluster, sink, unique):
     t = unique
     _both_have(cluster, t)
-    n0 = len(sink.requests)
     hdrs = {"Authorization": "Basic " + base64.b64encode(b"bob:pw").decode(),
             "User-Agent": "pytest-agent", "Content-Type": "application/json"}
     assert admin.api("POST", f"/api/topics/{t}", {"action": "pause"}, hdrs) == (200, {"message": ""})
@@ -480,7 +484,7 @@ def test_topic_pause_unpause_empty(admin, cluster, sink, unique):
     assert admin.api("POST", f"/api/topics/{t}", {"action": "unpause"}, hdrs)[0] == 200
     for d in cluster.nsqds:
         assert nsqd_topic(d, t)["paused"] is False
-    notes = notifications_since(sink, n0, 3)
+    notes = notifications_for(sink, t, 3)
     assert [n["action"] for n in notes] == ["pause_topic", "empty_topic", "unpause_topic"]
     n = notes[0]
     assert list(n) == ["action", "topic", "timestamp", "user", "remote_ip", "user_agent", "url",
@@ -490,7 +494,7 @@ def test_topic_pause_unpause_empty(admin, cluster, sink, unique):
     assert n["url"] == f"http://127.0.0.1:{admin.http_port}/api/topics/{t}"
     assert n["via"] == socket.gethostname()
     assert abs(n["timestamp"] - time.time()) < 30
-    req = sink.requests[n0]
+    req = next(r for r in sink.requests if json.loads(r["body"]).get("topic") == t)
     assert req["method"] == "POST" and req["path"] == "/notify"
     assert req["headers"]["Content-Type"] == "application/json"
 
@@ -500,7 +504,6 @@ def test_channel_pause_unpause_empty(admin, cluster, sink, unique):
     _both_have(cluster, t, "ch")
     cluster.pub(0, t, n=3)
     cluster.pub(1, t, n=2)
-    n0 = len(sink.requests)
     assert admin.api("POST", f"/api/topics/{t}/ch", {"action": "pause"}) == (200, {"message": ""})
     for d in cluster.nsqds:
         assert d.channel_stats(t, "ch")["paused"] is True
@@ -509,7 +512,7 @@ def test_channel_pause_unpause_empty(admin, cluster, sink, unique):
     assert all(d.channel_stats(t, "ch")["paused"] is False for d in cluster.nsqds)
     assert admin.api("POST", f"/api/topics/{t}/ch", {"action": "empty"}, {"X-Scheme": "https"})[0] == 200
     assert [d.channel_stats(t, "ch")["depth"] for d in cluster.nsqds] == [0, 0]
-    notes = notifications_since(sink, n0, 3)
+    notes = notifications_for(sink, t, 3)
     assert [n["action"] for n in notes] == ["pause_channel", "unpause_channel", "empty_channel"]
     assert list(notes[0]) == ["action", "topic", "channel", "timestamp", "remote_ip",
                               "user_agent", "url", "via"]
@@ -539,7 +542,6 @@ def test_action_errors(admin, cluster, unique):
 
 def test_create_topic_and_channel(admin, cluster, sink, unique):
     t = unique
-    n0 = len(sink.requests)
     assert admin.api("POST", "/api/topics", {"topic": t}) == (200, {"message": ""})
     assert t in cluster.lookupd_json("/topics")["topics"]
     # a channel is created in lookupd and on every nsqd that has the topic
@@ -548,7 +550,7 @@ def test_create_topic_and_channel(admin, cluster, sink, unique):
     assert admin.api("POST", "/api/topics", {"topic": t, "channel": "newch"}) == (200, {"message": ""})
     assert "newch" in cluster.lookupd_json(f"/channels?topic={t}")["channels"]
     assert cluster.nsqds[0].channel_stats(t, "newch") is not None
-    notes = notifications_since(sink, n0, 3)
+    notes = notifications_for(sink, t, 3)
     assert [(n["action"], n.get("channel")) for n in notes] == \
         [("create_topic", None), ("create_topic", None), ("create_channel", "newch")]
     assert admin.api("POST", "/api/topics", {"topic": "bad topic!"}) == (400, {"message": "INVALID_TOPIC"})
@@ -563,7 +565,6 @@ def test_delete_channel_and_topic(admin, cluster, sink, unique):
     t = unique
     _both_have(cluster, t, "ch")
     cluster.create_channel(0, t, "other")
-    n0 = len(sink.requests)
     assert admin.api("DELETE", f"/api/topics/{t}/ch") == (200, {"message": ""})
     assert [d.channel_stats(t, "ch") for d in cluster.nsqds] == [None, None]
     assert cluster.nsqds[0].channel_stats(t, "other") is not None
@@ -571,7 +572,7 @@ def test_delete_channel_and_topic(admin, cluster, sink, unique):
     assert admin.api("DELETE", f"/api/topics/{t}") == (200, {"message": ""})
     assert [nsqd_topic(d, t) for d in cluster.nsqds] == [None, None]
     assert t not in cluster.lookupd_json("/topics")["topics"]
-    notes = notifications_since(sink, n0, 2)
+    notes = notifications_for(sink, t, 2)
     assert [n["action"] for n in notes] == ["delete_channel", "delete_topic"]
 
 
@@ -579,13 +580,12 @@ def test_tombstone_topic_producer(admin, cluster, sink, unique):
     t = unique
     _both_have(cluster, t)
     node = cluster.node(0)
-    n0 = len(sink.requests)
     assert admin.api("DELETE", f"/api/nodes/{node}", {"topic": t}) == (200, {"message": ""})
     assert nsqd_topic(cluster.nsqds[0], t) is None
     assert nsqd_topic(cluster.nsqds[1], t) is not None
     producers = cluster.lookupd_json(f"/lookup?topic={t}")["producers"]
     assert [p["http_port"] for p in producers] == [cluster.nsqds[1].http_port]
-    note = notifications_since(sink, n0, 1)[0]
+    note = notifications_for(sink, t, 1)[0]
     assert note["action"] == "tombstone_topic_producer" and note["node"] == node
     assert list(note)[:4] == ["action", "topic", "node", "timestamp"]
     assert admin.api("DELETE", f"/api/nodes/{node}", b"garbage") == (400, {"message": "INVALID_BODY"})
