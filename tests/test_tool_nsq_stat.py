@@ -211,16 +211,19 @@ def test_signals_exit_zero(nsqd, sig):
     proc = subprocess.Popen([TOOL, "--topic=sg", "--channel=ch",
                              f"--nsqd-http-address={http(nsqd)}", "--interval=100ms"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")),
+                              daemon=True)
     reader.start()
-    time.sleep(0.6)
-    proc.send_signal(sig)
     try:
+        deadline = time.monotonic() + 10
+        while len(lines) < 4:   # header + 2 reports: it is polling
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.02)
+        proc.send_signal(sig)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     reader.join(5)
-    assert out[0].decode().count("\n") >= 4
     assert b"Traceback" not in proc.stderr.read()

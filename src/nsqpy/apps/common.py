@@ -42,7 +42,7 @@ __all__ = [
     "NSQ_VERSION", "CONSUMER_OPT_HELP", "PRODUCER_OPT_HELP",
     "user_agent", "version_line", "print_version",
     "std_log", "fatal", "exit_now", "write_stderr", "setup_client_logging",
-    "parse_args", "add_consumer_flags", "add_producer_opt_flag", "add_version_flag",
+    "parse_args", "validate_opt", "add_consumer_flags", "add_producer_opt_flag", "add_version_flag",
     "check_consumer_addresses", "consumer_config", "producer_config",
     "new_consumer", "start_consumer", "stop_consumers", "connect_error_text",
     "on_signals", "run", "main_guard",
@@ -195,10 +195,14 @@ def parse_args(fs: FlagSet, argv: Sequence[str] | None = None) -> tuple[dict[str
     return values, rest
 
 
-def _opt_validator(text: str) -> list[str]:
-    """Validate one ``key,value`` client option (raises ValueError with the reason)."""
+def validate_opt(text: str) -> list[str]:
+    """Flag parser for ``--consumer-opt``/``--producer-opt``: check one ``key,value``
+    client option (ValueError with the reason) and keep the text."""
     Config().set_opt(text)
     return [text]
+
+
+_opt_validator = validate_opt
 
 
 def add_version_flag(fs: FlagSet, help: str = "print version string") -> None:
@@ -216,13 +220,13 @@ def add_consumer_flags(fs: FlagSet, *, max_in_flight: int = 200,
     str) and ``max_in_flight`` (int)."""
     fs.str_list("nsqd-tcp-address", nsqd_help)
     fs.str_list("lookupd-http-address", lookupd_help)
-    fs.define("consumer-opt", "str_list", [], consumer_opt_help, parse=_opt_validator)
+    fs.define("consumer-opt", "str_list", [], consumer_opt_help, parse=validate_opt)
     fs.int("max-in-flight", max_in_flight, "max number of messages to allow in flight")
 
 
 def add_producer_opt_flag(fs: FlagSet, help: str = PRODUCER_OPT_HELP) -> None:
     """Define ``--producer-opt`` (repeatable, validated); value key ``producer_opt``."""
-    fs.define("producer-opt", "str_list", [], help, parse=_opt_validator)
+    fs.define("producer-opt", "str_list", [], help, parse=validate_opt)
 
 
 def check_consumer_addresses(values: dict[str, Any], *, required_msg: str = NEED_ADDRESS,

@@ -78,7 +78,7 @@ def flagset() -> FlagSet:
     fs.str_list("lookupd-http-address", "lookupd HTTP address (may be given multiple times)")
     fs.str_list("topic", "nsq topic (may be given multiple times)")
     fs.define("consumer-opt", "str_list", [], common.CONSUMER_OPT_HELP,
-              parse=common._opt_validator)
+              parse=common.validate_opt)
     return fs
 
 
@@ -338,9 +338,24 @@ def go_join(*parts: str) -> str:
 
 
 def make_dir_for(path: str) -> None:
+    """Go's ``os.MkdirAll(dir, 0770)`` for the directory of ``path`` (every level it
+    creates gets mode 0770 before umask)."""
     d = posixpath.dirname(path)
-    if d:
-        os.makedirs(d, mode=0o770, exist_ok=True)
+    if not d or os.path.isdir(d):
+        return
+    missing = []
+    while d and not os.path.isdir(d):
+        missing.append(d)
+        parent = posixpath.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o770)
+        except FileExistsError:
+            if not os.path.isdir(level):
+                raise
 
 
 def exclusive_rename(src: str, dst: str) -> None:
@@ -651,7 +666,13 @@ class FileLogger:
                     make_dir_for(out_name)
                 except OSError as e:
                     self._fatal("unable to create dir: %s", _os_error_text(e))
-                if os.path.lexists(out_name):
+                try:
+                    os.stat(out_name)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    self._fatal("unable to stat output file %s: %s", out_name, e.strerror or e)
+                else:
                     self.log.warning("%s output file already exists: %s", self.tag, out_name)
                     self.rev += 1
                     continue
