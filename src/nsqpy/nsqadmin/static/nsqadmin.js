@@ -179,13 +179,28 @@
     if (v >= 1e6) { return +(v / 1e6).toFixed(1) + 'M'; }
     if (v >= 1e3) { return +(v / 1e3).toFixed(1) + 'k'; }
     if (v > 0 && v < 10) { return +v.toFixed(2) + ''; }
+    if (v < 100) { return +v.toFixed(1) + ''; }
     return Math.round(v) + '';
+  }
+
+  // the time span to draw: the whole window once nsqadmin has sampled that long,
+  // else just what it has (at least a minute) so a young history is readable
+  function span(seriesPoints, now, win) {
+    var oldest = now;
+    seriesPoints.forEach(function (pts) { if (pts.length && pts[0][0] < oldest) { oldest = pts[0][0]; } });
+    return Math.min(win, Math.max(60, now - oldest));
+  }
+  function ago(sec) {
+    if (sec >= 3600) { return '-' + +(sec / 3600).toFixed(1) + 'h'; }
+    if (sec >= 120) { return '-' + Math.round(sec / 60) + 'm'; }
+    return '-' + Math.round(sec) + 's';
   }
 
   // chart({title, series: [{name, points: [[ts, v]]}], unit, now, window})
   function chart(opts) {
     var W = 560, H = 150, L = 44, R = 10, T = 10, B = 22;
-    var now = opts.now, win = opts.window;
+    var now = opts.now;
+    var win = span(opts.series.map(function (s) { return s.points; }), now, opts.window);
     var t0 = now - win;
     var max = 0;
     opts.series.forEach(function (s) { s.points.forEach(function (p) { if (p[0] >= t0 && p[1] > max) { max = p[1]; } }); });
@@ -198,9 +213,8 @@
       svg += '<line class="grid" x1="' + L + '" x2="' + (W - R) + '" y1="' + gy + '" y2="' + gy + '"/>';
       svg += '<text class="axis" x="' + (L - 4) + '" y="' + (gy + 4) + '" text-anchor="end">' + esc(shortNum(max * (1 - g / 4))) + '</text>';
     }
-    var mins = Math.round(win / 60);
     [0, 0.5, 1].forEach(function (f) {
-      var lbl = f === 1 ? 'now' : '-' + Math.round(mins * (1 - f)) + 'm';
+      var lbl = f === 1 ? 'now' : ago(win * (1 - f));
       svg += '<text class="axis" x="' + (L + (W - L - R) * f) + '" y="' + (H - 6) + '" text-anchor="' + (f === 0 ? 'start' : f === 1 ? 'end' : 'middle') + '">' + lbl + '</text>';
     });
     var any = false;
@@ -230,6 +244,7 @@
 
   function sparkline(points, now, win) {
     var W = 120, H = 22;
+    win = span([points], now, win);
     var t0 = now - win;
     var pts = points.filter(function (p) { return p[0] >= t0; });
     if (pts.length < 2) { return '<svg class="spark" viewBox="0 0 ' + W + ' ' + H + '"></svg>'; }
@@ -343,10 +358,16 @@
   // ---------------------------------------------------------------------------------
   // actions
   // ---------------------------------------------------------------------------------
+  var actionsDone = 0;
+  function actionDone() {
+    // lets tests (and curious people) see that an action's request has completed
+    actionsDone += 1;
+    document.body.setAttribute('data-actions-done', String(actionsDone));
+  }
   function runAction(spec) {
     return confirmDialog(spec.title, spec.text, spec.button).then(function (ok) {
       if (!ok) { return; }
-      return api(spec.method, spec.path, spec.body).then(function (data) {
+      return api(spec.method, spec.path, spec.body).finally(actionDone).then(function (data) {
         if (data && data.message) {
           showBanner('warning', data.message, null, 15000);
         } else {
@@ -454,7 +475,7 @@
       var h = d.history;
       var html = pageHeader([{ html: 'Topics' }]);
       if (h && h.totals) {
-        html += card('Cluster <small>last ' + Math.round(h.window / 60) + ' minutes, sampled every ' + h.interval + 's by nsqadmin</small>',
+        html += card('Cluster <small>up to the last ' + Math.round(h.window / 60) + ' minutes, sampled every ' + h.interval + 's by nsqadmin</small>',
           '<div class="charts">' +
           chart({ id: 'cluster-rate', title: 'Messages published per second', unit: '/s', now: h.now, window: h.window,
             series: [{ name: 'published', points: rates(h.totals, 2) }, { name: 'delivered to channels', points: rates(h.totals, 3) }] }) +
@@ -478,7 +499,7 @@
           '</tr>';
       }).join('');
       html += card('Topics <span class="count">' + topics.length + '</span>',
-        '<div class="table-wrap"><table id="topics-table" class="table"><thead><tr><th>Topic</th><th class="num">Depth</th><th>depth, last hour</th><th class="num">Rate</th><th>rate, last hour</th>' +
+        '<div class="table-wrap"><table id="topics-table" class="table"><thead><tr><th>Topic</th><th class="num">Depth</th><th>depth history</th><th class="num">Rate</th><th>rate history</th>' +
         (GRAPH_ENABLED ? '<th>Depth (graphite)</th><th>Messages (graphite)</th><th class="num">Rate (graphite)</th>' : '') +
         '</tr></thead><tbody>' + rows + '</tbody></table></div>');
       return html;
@@ -507,7 +528,7 @@
         var channels = t.channels || [];
         if (h) {
           var chSeries = Object.keys(h.channels || {}).map(function (c) { return { name: c, points: column(h.channels[c], 1) }; });
-          html += card('Last hour <small>sampled every ' + h.interval + 's by nsqadmin</small>', '<div class="charts">' +
+          html += card('History <small>up to the last ' + Math.round(h.window / 60) + ' minutes, sampled every ' + h.interval + 's by nsqadmin</small>', '<div class="charts">' +
             chart({ id: 'topic-rate', title: 'Messages per second', unit: '/s', now: h.now, window: h.window,
               series: [{ name: topic, points: rates(h.topic || [], 2) }] }) +
             chart({ id: 'topic-depth', title: 'Depth (topic and channels)', now: h.now, window: h.window,
@@ -615,7 +636,7 @@
         }
         if (h) {
           var pts = h.channel || [];
-          html += card('Last hour <small>sampled every ' + h.interval + 's by nsqadmin</small>', '<div class="charts">' +
+          html += card('History <small>up to the last ' + Math.round(h.window / 60) + ' minutes, sampled every ' + h.interval + 's by nsqadmin</small>', '<div class="charts">' +
             chart({ id: 'channel-rate', title: 'Messages per second into the channel', unit: '/s', now: h.now, window: h.window, series: [{ name: channel, points: rates(pts, 4) }] }) +
             chart({ id: 'channel-depth', title: 'Depth and in-flight', now: h.now, window: h.window,
               series: [{ name: 'depth', points: column(pts, 1) }, { name: 'in flight', points: column(pts, 2) }, { name: 'deferred', points: column(pts, 3) }] }) + '</div>');
@@ -830,7 +851,7 @@
     if (channel) { body.channel = channel; }
     confirmDialog('Create', 'Create topic "' + topic + '"' + (channel ? ' and channel "' + channel + '"' : '') + ' in nsqlookupd?', 'Create').then(function (ok) {
       if (!ok) { return; }
-      api('POST', '/api/topics', body).then(function (data) {
+      api('POST', '/api/topics', body).finally(actionDone).then(function (data) {
         if (data.message) { showBanner('warning', data.message, null, 15000); } else { showBanner('success', 'Created ' + topic + (channel ? '/' + channel : ''), null, 5000); }
         document.getElementById('create-topic').value = '';
         document.getElementById('create-channel').value = '';
