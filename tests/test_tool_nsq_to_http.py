@@ -461,3 +461,77 @@ def test_version_and_help():
         assert f"  {flag}\n" in r.stderr, flag
     assert '(default "hostpool")' in r.stderr
     assert "(default 20s)" in r.stderr
+
+
+# -- in-process: host selection and timing helpers ------------------------------------------
+
+def test_hostpool_standard_semantics():
+    from nsqpy.apps.hostpool import HostPool
+    now = [1000.0]
+    pool = HostPool(["a", "b", "c"], clock=lambda: now[0])
+    assert [pool.get().host for _ in range(4)] == ["a", "b", "c", "a"]
+    r = pool.get()
+    assert r.host == "b"
+    r.mark(RuntimeError("down"))
+    assert pool.is_dead("b")
+    assert [pool.get().host for _ in range(4)] == ["c", "a", "c", "a"]
+    now[0] += 31                          # retry time reached: one more try, delay doubles
+    assert [pool.get().host for _ in range(3)] == ["b", "c", "a"]
+    now[0] += 31
+    assert [pool.get().host for _ in range(2)] == ["c", "a"]    # next retry after 60 s
+    now[0] += 30
+    r = pool.get()
+    assert r.host == "b"
+    r.mark(None)                          # success revives it
+    assert not pool.is_dead("b")
+    for h in ("a", "b", "c"):             # every host dead → all revived
+        pool._by_host[h].dead = True
+        pool._by_host[h].next_retry = now[0] + 100
+    assert pool.get().host == "a"
+    assert not any(pool.is_dead(h) for h in ("a", "b", "c"))
+
+
+def test_round_robin_and_epsilon_greedy_pools():
+    import random as _random
+    from nsqpy.apps.hostpool import EpsilonGreedyHostPool, RoundRobin, new_pool
+    rr = RoundRobin(["a", "b"])
+    assert [rr.get().host for _ in range(4)] == ["b", "a", "b", "a"]
+    assert isinstance(new_pool("round-robin", ["a"]), RoundRobin)
+    eg = EpsilonGreedyHostPool(["fast", "slow"], rng=_random.Random(1))
+    assert isinstance(new_pool("epsilon-greedy", ["a"]), EpsilonGreedyHostPool)
+    # teach it response times: "fast" 1 ms, "slow" 100 ms
+    for host, ms in (("fast", 1.0), ("slow", 100.0)):
+        for _ in range(20):
+            h = eg._by_host[host]
+            h.counts[eg._index] += 1
+            h.values[eg._index] += ms
+    picks = [eg.get().host for _ in range(500)]
+    assert picks.count("fast") > 400
+    r = eg.get()
+    r.mark(RuntimeError("x"))
+    assert eg.is_dead(r.host)
+
+
+def test_timer_metrics_lines():
+    from nsqpy.apps.hostpool import TimerMetrics
+    out = []
+    tm = TimerMetrics(4, "[x]:", log=out.append)
+    assert out == ["Warning: use more than 100 status values for accurate percentiles "
+                   "(configured with 4)"]
+    for ms in (1, 2, 3, 4):
+        tm.status_duration(ms / 1000)
+    assert len(out) == 1                  # printed when the ring wraps
+    tm.status_duration(0.010)
+    assert out[1] == "[x]: finished 4 - 99th: 10.00ms - 95th: 10.00ms - avg: 4.75ms"
+    off = TimerMetrics(0, "", log=out.append)
+    off.status_duration(1.0)
+    assert len(out) == 2
+
+
+def test_get_endpoint_and_header_parsing():
+    from nsqpy.apps.nsq_to_http import get_endpoint, parse_custom_headers
+    assert get_endpoint("http://h/?a=%s&b=100%%", b"x y/z~") == "http://h/?a=x+y%2Fz~&b=100%"
+    assert parse_custom_headers(["A: b", " C :d:e "]) == {"A": "b", "C": "d:e"}
+    for bad in (["nocolon"], [":v"], ["k:"], ["k: "]):
+        with pytest.raises(ValueError):
+            parse_custom_headers(bad)

@@ -413,3 +413,36 @@ def test_bad_flags_and_version():
                  "-status-every int", "-topic value"):
         assert f"  {flag}\n" in r.stderr, flag
     assert '(default "nsq_to_nsq")' in r.stderr
+
+
+# -- in-process: the go-simplejson style filter --------------------------------------------
+
+def test_json_filter_semantics():
+    from nsqpy.apps.nsq_to_nsq import JSONFilter, decode_json, marshal_json
+    # Go's json.Decoder reads the first value; trailing data is ignored
+    assert decode_json(b' {"a":1} trailing') == {"a": "1"}
+    for bad in (b"", b"  ", b"NaN", b"{", b"nope"):
+        with pytest.raises(ValueError):
+            decode_json(bad)
+    # numbers keep their literal text, keys come out sorted, HTML characters escaped
+    v = decode_json(b'{"b":1.50,"a":[1e3,true,null,"<&>"],"c":{"z":0,"y":-0.0}}')
+    assert marshal_json(v) == b'{"a":[1e3,true,null,"\\u003c\\u0026\\u003e"],"b":1.50,' \
+                              b'"c":{"y":-0.0,"z":0}}'
+    f = JSONFilter("k", "", [])
+    assert f.should_pass(decode_json(b'{"k":false}')) == (True, False)
+    assert f.should_pass(decode_json(b'{"j":1}')) == (False, False)
+    assert f.should_pass(decode_json(b'"k"')) == (False, False)
+    num = JSONFilter("k", "1e1", [])
+    assert num.should_pass(decode_json(b'{"k":10}')) == (True, False)
+    assert num.should_pass(decode_json(b'{"k":10.0}')) == (True, False)
+    assert num.should_pass(decode_json(b'{"k":"1e1"}')) == (True, False)
+    assert num.should_pass(decode_json(b'{"k":"10"}')) == (False, False)
+    assert num.should_pass(decode_json(b'{"k":[10]}')) == (False, False)
+    text = JSONFilter("k", "abc", [])
+    assert text.should_pass(decode_json(b'{"k":1}')) == (False, False)
+    assert text.should_pass(decode_json(b'{"x":1}')) == (False, True)   # backoff
+    wl = JSONFilter("", "", ["b", "a"])
+    assert wl.filter(decode_json(b'{"a":1,"b":2,"c":3}'), b"raw") == b'{"a":1,"b":2}'
+    with pytest.raises(ValueError):
+        wl.filter(decode_json(b"[1]"), b"[1]")
+    assert JSONFilter("k", "", []).filter({"k": 1}, b"raw") == b"raw"

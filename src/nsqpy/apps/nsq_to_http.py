@@ -39,6 +39,7 @@ TOOL = "nsq_to_http"
 MODE_ALL = "multicast"
 MODE_ROUND_ROBIN = "round-robin"
 MODE_HOST_POOL = "hostpool"
+MODE_EPSILON_GREEDY = "epsilon-greedy"
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -161,8 +162,10 @@ def validate(values: dict[str, Any]) -> Options:
         mode = MODE_ALL
     elif mode_flag == "round-robin":
         mode = MODE_ROUND_ROBIN
-    elif mode_flag in ("hostpool", "epsilon-greedy"):
+    elif mode_flag == "hostpool":
         mode = MODE_HOST_POOL
+    elif mode_flag == "epsilon-greedy":
+        mode = MODE_EPSILON_GREEDY
     else:
         mode = MODE_ALL          # Go's zero value: every address
     sample = values["sample"]
@@ -176,7 +179,7 @@ def validate(values: dict[str, Any]) -> Options:
         lookupd_http_addresses=list(values["lookupd_http_address"]),
         method="POST" if posts else "GET",
         addresses=list(posts or gets),
-        mode=mode if mode_flag != "epsilon-greedy" else "epsilon-greedy",
+        mode=mode,
         sample=sample, concurrency=values["n"],
         connect_timeout=values["http_client_connect_timeout"] / SECOND,
         request_timeout=values["http_client_request_timeout"] / SECOND,
@@ -199,7 +202,7 @@ class HTTPPublisher:
         self.selector: HostPool | RoundRobin | None
         if opts.mode == MODE_ROUND_ROBIN:
             self.selector = RoundRobin(self.addresses)
-        elif opts.mode == "epsilon-greedy":
+        elif opts.mode == MODE_EPSILON_GREEDY:
             self.selector = EpsilonGreedyHostPool(self.addresses)
         elif opts.mode == MODE_HOST_POOL:
             self.selector = HostPool(self.addresses)
@@ -276,11 +279,12 @@ async def _run(opts: Options) -> int:
     connect = opts.connect_timeout or None
     total = opts.request_timeout or None
     timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, connect=None)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    connector = aiohttp.TCPConnector(limit=0)
     stop = asyncio.Event()
     common.on_signals(lambda _sig: stop.set())
+    # no cookie jar: like Go's http.Client every request stands alone
     async with aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                     auto_decompress=True) as session:
+                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
         publisher = HTTPPublisher(opts, session)
         cfg = common.consumer_config(opts.values, TOOL)
         consumer = common.new_consumer(opts.topic, opts.channel, publisher.handle, cfg)
