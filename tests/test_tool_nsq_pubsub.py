@@ -229,9 +229,12 @@ def test_other_channels_each_get_every_message(nsqd, tools):
     tool.pub("fan", b"y")
     assert a.lines(2) == [b"x", b"y"]
     assert b.lines(2) == [b"x", b"y"]
+    # shutting down with subscribers attached ends their streams cleanly
+    assert_clean_exit(tool)
+    assert a.resp.readline() == b"" and b.resp.readline() == b""
+    tool.wait_for_log(r"subscriber fan/one stopped \(sent 2, requeued 0\)")
     a.close()
     b.close()
-    assert_clean_exit(tool)
 
 
 def test_disconnected_subscriber_messages_are_redelivered(nsqd, tools):

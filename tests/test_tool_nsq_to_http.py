@@ -399,6 +399,25 @@ def test_survives_nsqd_restart(nsqd_factory, endpoint, tools, tmp_path):
     assert "Traceback" not in tool.text()
 
 
+def test_discovers_nsqd_through_lookupd(nsqd_factory, endpoint, tools):
+    from daemons import Daemon
+    lookupd = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
+                                    "--broadcast-address=127.0.0.1"]).start()
+    try:
+        d = nsqd_factory(f"--lookupd-tcp-address=127.0.0.1:{lookupd.tcp_port}")
+        ep = endpoint()
+        publish(d, "t_lk", [b"found"])
+        wait_until(lambda: lookupd.http("GET", "/lookup?topic=t_lk")[0] == 200,
+                   msg="topic registered")
+        tool = tools("--topic=t_lk", f"--lookupd-http-address=127.0.0.1:{lookupd.http_port}",
+                     f"--post={ep.url}/")
+        wait_until(lambda: ep.accepted() == [b"found"], msg="delivered via lookupd")
+        wait_drained(d, "t_lk")
+        assert_clean_exit(tool)
+    finally:
+        lookupd.stop()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--topic=t", "--nsqd-tcp-address=127.0.0.1:4150"], "--get or --post required"),
     (["--topic=t", "--post=http://a/", "--get=http://a/%s",
