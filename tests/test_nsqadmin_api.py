@@ -833,3 +833,17 @@ def test_lookupd_mode_dead_lookupd(cluster):
                                   '127.0.0.1:1: connect: connection refused')
     finally:
         a.stop()
+
+
+def test_dev_static_dir(tmp_path):
+    (tmp_path / "nsqadmin.js").write_text("/* dev build */")
+    (tmp_path / "app.js.map").write_text("{}")
+    a = start_admin("--nsqd-http-address=127.0.0.1:4151", f"--dev-static-dir={tmp_path}")
+    try:
+        status, hdrs, body = a.request("GET", "/static/nsqadmin.js")
+        assert (status, body) == (200, b"/* dev build */")
+        status, hdrs, body = a.request("GET", "/static/app.js.map")
+        assert status == 200 and hdrs["Content-Type"] == "application/json"
+        assert a.request("GET", "/static/nsqadmin.css")[0] == 404
+    finally:
+        a.stop()

@@ -501,3 +501,65 @@ def test_nsqd_mode_lookup_page(browser_ctx, cluster):
     finally:
         pg.close()
         a.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# graphite (through nsqadmin's /render proxy)
+# ---------------------------------------------------------------------------------------
+def _png_1x1() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x2f\x6f\xdb")) + chunk(b"IEND", b""))
+
+
+def _graphite(rec):
+    import json as _json
+    if "format=json" in rec["path"]:
+        return 200, "application/json", _json.dumps(
+            [{"target": "t", "datapoints": [[600.0, 1], [None, 2]]}]).encode()
+    return 200, "image/png", _png_1x1()
+
+
+def test_graphite_graphs_through_proxy(browser_ctx, cluster, traffic):
+    g = Sink(_graphite)
+    a = start_admin(f"--lookupd-http-address={cluster.lookupd_http}",
+                    f"--graphite-url={g.url}", "--proxy-graphite")
+    pg = browser_ctx.new_page()
+    try:
+        goto(pg, base(a) + "/")
+        row = pg.locator(f"#topics-table tr[data-topic={TOPIC}]")
+        img = row.locator("img.graphite").first
+        expect(img).to_have_attribute("src", re.compile(r"^/render\?target="))
+        expect(row.locator("td[data-rate]")).to_have_text("10.00")  # 600 / 60s
+        wait_for(lambda: any(r["path"].startswith("/render?target=summarize") for r in g.requests),
+                 what="graph image fetched through the proxy")
+        paths = [urllib_unquote(r["path"]) for r in g.requests]
+        assert any(f"sumSeries(stats.gauges.nsq.*.topic.{TOPIC}.depth)" in p for p in paths)
+        assert any(f"sumSeries(stats.counters.nsq.*.topic.{TOPIC}.message_count.count)" in p
+                   for p in paths)
+        expect(pg.locator("#graph-interval")).to_have_value("2h")
+        pg.select_option("#graph-interval", "24h")
+        wait_for(lambda: any("from=-24h" in r["path"] for r in g.requests), what="24h graphs")
+        goto(pg, base(a) + f"/topics/{TOPIC}/billing")
+        expect(pg.locator(".graphite-graph[data-metric=in_flight_count] img")).to_have_attribute(
+            "src", re.compile(r"from=-24h"))
+        shot(pg, "channel-graphite")
+        goto(pg, base(a) + f"/topics/{TOPIC}?t=off")
+        expect(pg.locator("#graph-interval")).to_have_value("off")
+        expect(pg.locator("img.graphite")).to_have_count(0)
+        expect(pg.locator("#topic-nodes tr.total td[data-rate]")).to_have_text("10.00")
+        shot(pg, "topic-graphite")
+    finally:
+        pg.close()
+        a.stop()
+        g.close()
+
+
+def urllib_unquote(s: str) -> str:
+    from urllib.parse import unquote_plus
+    return unquote_plus(s)

@@ -290,7 +290,14 @@
     var q = 'target=' + encodeURIComponent('summarize(' + target + ',"' + STATSD_INTERVAL + 'sec","avg")') +
       '&from=-' + encodeURIComponent(iv) + '&until=-1min&width=' + (w || 120) + '&height=' + (h || 20) +
       '&hideLegend=true&hideAxes=true&hideGrid=true&graphOnly=true&bgcolor=ffffff00&colorList=2f6fdb';
-    return '<img class="graphite" alt="" loading="lazy" src="' + esc(base + '/render?' + q) + '">';
+    return '<img class="graphite" alt="" loading="lazy" width="' + (w || 120) + '" height="' + (h || 20) + '" src="' + esc(base + '/render?' + q) + '">';
+  }
+  function graphiteCard(topic, channel, keys) {
+    if (!GRAPH_ENABLED || graphInterval() === 'off') { return ''; }
+    return card('Graphite <small>' + esc(graphInterval()) + '</small>', '<div class="graphite-row">' + keys.map(function (k) {
+      return '<div class="graphite-graph" data-metric="' + esc(k) + '"><small>' + esc(k) + '</small>' +
+        graphiteImg(graphiteTarget(topic, channel, k), 320, 90) + '</div>';
+    }).join('') + '</div>');
   }
   var rateCache = {};
   function graphiteRateCell(target) {
@@ -534,6 +541,7 @@
             chart({ id: 'topic-depth', title: 'Depth (topic and channels)', now: h.now, window: h.window,
               series: [{ name: 'topic', points: column(h.topic || [], 1) }].concat(chSeries) }) + '</div>');
         }
+        html += graphiteCard(topic, '', ['depth', 'message_count']);
         if (!nodes.length) {
           html += card('Topic Message Queue', notice('No producers exist for this topic. See the Lookup page for topics nsqlookupd knows without producers.'));
         } else {
@@ -641,6 +649,7 @@
             chart({ id: 'channel-depth', title: 'Depth and in-flight', now: h.now, window: h.window,
               series: [{ name: 'depth', points: column(pts, 1) }, { name: 'in flight', points: column(pts, 2) }, { name: 'deferred', points: column(pts, 3) }] }) + '</div>');
         }
+        html += graphiteCard(topic, channel, ['depth', 'in_flight_count', 'deferred_count', 'message_count', 'requeue_count', 'timeout_count']);
         var nodes = c.nodes || [];
         var rows = nodes.map(function (n) {
           return '<tr data-node="' + esc(n.node) + '"><td class="host"><a href="' + esc(nodeURL(n.node)) + '">' + esc(hostPort(n.node, n.hostname)) + '</a>' +
