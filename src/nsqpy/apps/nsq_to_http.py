@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import aiohttp
 from yarl import URL
 
-from ..client import Consumer, Message
+from ..client import Message
 from ..goflags import FlagSet
 from ..gotime import SECOND
 from . import common
