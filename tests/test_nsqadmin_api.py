@@ -847,3 +847,53 @@ def test_dev_static_dir(tmp_path):
         assert a.request("GET", "/static/nsqadmin.css")[0] == 404
     finally:
         a.stop()
+
+
+def test_e2e_percentiles_aggregate(tmp_path):
+    ds = []
+    for i in range(2):
+        data = tmp_path / f"e2e{i}"
+        data.mkdir()
+        ds.append(start_nsqd(tmp_path, "--e2e-processing-latency-percentile=0.99,0.5",
+                             data_path=str(data)))
+    a = start_admin(*[f"--nsqd-http-address=127.0.0.1:{d.http_port}" for d in ds])
+    consumers = []
+    try:
+        for d in ds:
+            assert d.http("POST", "/topic/create?topic=lat")[0] == 200
+            assert d.http("POST", "/channel/create?topic=lat&channel=ch")[0] == 200
+            consumers.append(Consumer(d, "lat", "ch", rdy=10))
+            assert d.http("POST", "/mpub?topic=lat", b"a\nb\nc")[0] == 200
+        wait_for(lambda: all(c.received == 3 for c in consumers), what="deliveries")
+
+        def ready():
+            doc = a.get_json("/api/topics/lat/ch")
+            nodes_ok = all((n["e2e_processing_latency"]["percentiles"] or []) and
+                           n["e2e_processing_latency"]["count"] == 3 for n in doc["nodes"])
+            return doc if nodes_ok else None
+        doc = wait_for(ready, what="e2e percentiles")
+        e2e = doc["e2e_processing_latency"]
+        assert list(e2e) == E2E_KEYS
+        assert (e2e["count"], e2e["topic"], e2e["channel"], e2e["host"]) == (6, "lat", "ch", "*")
+        assert [p["quantile"] for p in e2e["percentiles"]] == [0.99, 0.5]
+        node_p = [n["e2e_processing_latency"]["percentiles"] for n in doc["nodes"]]
+        for i, p in enumerate(e2e["percentiles"]):
+            assert list(p) == ["quantile", "value", "min", "max", "average", "count"]
+            vals = [np[i]["value"] for np in node_p]
+            assert p["min"] == min(vals) and p["max"] == max(vals)
+            assert p["count"] == 6
+            assert abs(p["average"] - sum(vals) / 2) < 1e-6 * max(1.0, abs(p["average"]))
+        for n in doc["nodes"]:
+            ne = n["e2e_processing_latency"]
+            assert (ne["topic"], ne["channel"], ne["host"]) == ("", "", "")
+            for p in ne["percentiles"]:
+                assert p["min"] == p["max"] == p["average"] == p["value"] and p["count"] == 3
+        topic = a.get_json("/api/topics/lat")
+        assert topic["e2e_processing_latency"]["count"] == 6
+        assert topic["e2e_processing_latency"]["channel"] == ""
+    finally:
+        for c in consumers:
+            c.close()
+        a.stop()
+        for d in ds:
+            d.stop()

@@ -296,7 +296,7 @@ def test_navigation_is_client_side(page, admin, traffic):
     assert_no_reload(page)
 
 
-def test_lookup_page_create_and_delete_inactive(page, admin, cluster, sink):
+def test_lookup_page_create_and_delete_inactive(page, admin, cluster, sink, traffic):
     goto(page, base(admin) + "/lookup")
     expect(page.locator("ul.hosts")).to_contain_text(cluster.lookupd_http)
     page.fill("#create-topic", "fresh_topic")
@@ -306,6 +306,8 @@ def test_lookup_page_create_and_delete_inactive(page, admin, cluster, sink):
     expect(page.locator(".banner.success")).to_contain_text("Created fresh_topic/fresh_channel")
     assert "fresh_topic" in cluster.lookupd_json("/topics")["topics"]
     assert cluster.lookupd_json("/channels?topic=fresh_topic")["channels"] == ["fresh_channel"]
+    expect(page.locator("#lookupd-topics a", has_text=TOPIC)).to_be_visible()
+    expect(page.locator("#lookupd-topics a.label-tombstoned", has_text="fresh_topic")).to_be_visible()
     item = page.locator("#inactive-topics li.inactive-topic[data-topic=fresh_topic]")
     expect(item).to_be_visible()
     expect(item.locator("li[data-channel=fresh_channel]")).to_be_visible()

@@ -41,6 +41,7 @@ class AdminDaemon(Daemon):
                                        + "".join(self.lines))
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    self.proc.kill()
                     raise RuntimeError(f"{self.name} did not listen:\n" + "".join(self.lines))
                 self._cond.wait(left)
         return self

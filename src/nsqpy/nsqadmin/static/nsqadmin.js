@@ -831,13 +831,28 @@
       }
       return html + '<div id="live"></div>';
     },
-    load: function () { return HAS_LOOKUPD ? api('GET', '/api/topics?inactive=true') : Promise.resolve(null); },
+    load: function () {
+      if (!HAS_LOOKUPD) { return Promise.resolve(null); }
+      return Promise.all([api('GET', '/api/topics?inactive=true'), api('GET', '/api/topics')]).then(function (r) {
+        var d = r[0];
+        d.all = r[1].topics || [];
+        if (r[1].message && !d.message) { d.message = r[1].message; }
+        return d;
+      });
+    },
     render: function (d) {
       if (!d) { return ''; }
       var topics = d.topics || {};
       var names = Object.keys(topics).sort();
+      var active = d.all.filter(function (t) { return !(t in topics); });
+      var html = card('Topics in nsqlookupd <span class="count">' + d.all.length + '</span>', d.all.length ?
+        '<div id="lookupd-topics" class="topic-cloud">' + d.all.map(function (t) {
+          return '<a class="label ' + (t in topics ? 'label-tombstoned' : 'label-topic') + '" href="' + esc(topicURL(t)) + '"' +
+            (t in topics ? ' title="no producers"' : '') + '>' + esc(t) + '</a>';
+        }).join(' ') + '</div><p class="hint">' + active.length + ' with producers, ' + names.length + ' without (listed below).</p>'
+        : notice('nsqlookupd knows no topics yet.'));
       if (!names.length) {
-        return card('Inactive Topics', notice('No inactive topics: every topic nsqlookupd knows has at least one producer.'));
+        return html + card('Inactive Topics', notice('No inactive topics: every topic nsqlookupd knows has at least one producer.'));
       }
       var items = names.map(function (t) {
         var chans = (topics[t] || []).map(function (c) {
@@ -847,7 +862,7 @@
           (IS_ADMIN ? ' <button type="button" class="icon-btn delete-inactive-topic" data-action="delete-topic" data-stay="1" data-topic="' + esc(t) + '" title="delete topic ' + esc(t) + '">&#x2718;</button>' : '') +
           (chans ? '<ul class="channels">' + chans + '</ul>' : '') + '</li>';
       }).join('');
-      return card('Inactive Topics <small>known to nsqlookupd, without producers</small>', '<ul id="inactive-topics" class="tree">' + items + '</ul>');
+      return html + card('Inactive Topics <small>known to nsqlookupd, without producers</small>', '<ul id="inactive-topics" class="tree">' + items + '</ul>');
     }
   };
 
