@@ -897,3 +897,30 @@ def test_e2e_percentiles_aggregate(tmp_path):
         a.stop()
         for d in ds:
             d.stop()
+
+
+def test_tls_required_nsqd_over_https(tmp_path):
+    """An nsqd that answers 403 TLS_REQUIRED on HTTP is retried over HTTPS, verified with
+    --http-client-tls-root-ca-file (or skipped with --http-client-tls-insecure-skip-verify)."""
+    from tlsutil import make_test_cert
+    cert, key = make_test_cert(tmp_path)
+    d = start_nsqd(tmp_path, f"--tls-cert={cert}", f"--tls-key={key}", "--tls-required=true",
+                   "--https-address=127.0.0.1:0")
+    a = start_admin(f"--nsqd-http-address=127.0.0.1:{d.http_port}",
+                    f"--http-client-tls-root-ca-file={cert}")
+    b = start_admin(f"--nsqd-http-address=127.0.0.1:{d.http_port}",
+                    "--http-client-tls-insecure-skip-verify")
+    c = start_admin(f"--nsqd-http-address=127.0.0.1:{d.http_port}")
+    try:
+        assert d.http("POST", "/topic/create?topic=secure")[0] == 403
+        for admin in (a, b):
+            assert admin.api("POST", "/api/topics", {"topic": "secure"}) == (200, {"message": ""})
+            doc = admin.get_json("/api/nodes")
+            assert doc["nodes"][0]["http_port"] == d.http_port
+            assert admin.get_json("/api/topics")["topics"] == ["secure"]
+        status, doc = c.api("GET", "/api/topics")
+        assert status == 502 and "certificate" in doc["message"].lower()
+    finally:
+        for x in (a, b, c):
+            x.stop()
+        d.stop()

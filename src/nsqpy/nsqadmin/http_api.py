@@ -491,17 +491,19 @@ class HTTPAPI:
         if request.query.get("inactive") == "true":
             inactive: dict = {}
             if self.lookupd:
-                for name in topics or []:
+                async def check(name):
                     try:
                         producers, _ = await ci.lookupd_topic_producers(name, self.lookupd)
                     except AllFailed:
                         producers = []
-                    if not producers:
-                        try:
-                            chans, _ = await ci.lookupd_topic_channels(name, self.lookupd)
-                        except AllFailed:
-                            chans = None
-                        inactive[name] = chans
+                    if producers:
+                        return
+                    try:
+                        chans, _ = await ci.lookupd_topic_channels(name, self.lookupd)
+                    except AllFailed:
+                        chans = None
+                    inactive[name] = chans
+                await asyncio.gather(*(check(name) for name in topics or []))
             return {"topics": dict(sorted(inactive.items())), "message": maybe_warn(messages)}
         return {"topics": topics, "message": maybe_warn(messages)}
 

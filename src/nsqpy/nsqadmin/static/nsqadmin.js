@@ -847,7 +847,7 @@
       var active = d.all.filter(function (t) { return !(t in topics); });
       var html = card('Topics in nsqlookupd <span class="count">' + d.all.length + '</span>', d.all.length ?
         '<div id="lookupd-topics" class="topic-cloud">' + d.all.map(function (t) {
-          return '<a class="label ' + (t in topics ? 'label-tombstoned' : 'label-topic') + '" href="' + esc(topicURL(t)) + '"' +
+          return '<a class="label ' + (t in topics ? 'label-inactive' : 'label-topic') + '" href="' + esc(topicURL(t)) + '"' +
             (t in topics ? ' title="no producers"' : '') + '>' + esc(t) + '</a>';
         }).join(' ') + '</div><p class="hint">' + active.length + ' with producers, ' + names.length + ' without (listed below).</p>'
         : notice('nsqlookupd knows no topics yet.'));
