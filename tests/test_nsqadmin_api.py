@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "browser"))
 
 from nsqadmin_cluster import (BIN, Cluster, Consumer, Sink, http_json, nsqd_topic,  # noqa: E402
-                              start_admin, start_lookupd, wait_for)
+                              start_admin, wait_for)
 from daemons import start_nsqd  # noqa: E402
 
 TOPIC_KEYS = ["node", "hostname", "topic_name", "depth", "memory_depth", "backend_depth",

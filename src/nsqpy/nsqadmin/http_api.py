@@ -192,6 +192,7 @@ class HTTPAPI:
         self.opts = admin.opts
         self.log = admin.log
         self._jinja = None
+        self._static_cache: dict[str, bytes] = {}
         self.routes: list[Route] = []
         bp = self.opts.base_path
 
@@ -442,15 +443,19 @@ class HTTPAPI:
 
     async def static_asset(self, request, params):
         name = params["asset"]
-        root = self.admin.opts.dev_static_dir or STATIC_DIR
+        dev_dir = self.admin.opts.dev_static_dir
         if name.startswith(".") or "/" in name or "\x00" in name:
             raise Err(404, "NOT_FOUND")
-        path = os.path.join(root, name)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            raise Err(404, "NOT_FOUND") from None
+        data = None if dev_dir else self._static_cache.get(name)
+        if data is None:
+            path = os.path.join(dev_dir or STATIC_DIR, name)
+            try:
+                with open(path, "rb") as f:  # noqa: ASYNC230 - small local files
+                    data = f.read()
+            except OSError:
+                raise Err(404, "NOT_FOUND") from None
+            if not dev_dir:
+                self._static_cache[name] = data
         ext = os.path.splitext(name)[1].lower()
         ct = _MIME.get(ext, TEXT_CT)
         return _Resp(status=200, body=data, headers={"Content-Type": ct})
