@@ -307,7 +307,7 @@ def test_lookup_page_create_and_delete_inactive(page, admin, cluster, sink, traf
     assert "fresh_topic" in cluster.lookupd_json("/topics")["topics"]
     assert cluster.lookupd_json("/channels?topic=fresh_topic")["channels"] == ["fresh_channel"]
     expect(page.locator("#lookupd-topics a", has_text=TOPIC)).to_be_visible()
-    expect(page.locator("#lookupd-topics a.label-tombstoned", has_text="fresh_topic")).to_be_visible()
+    expect(page.locator("#lookupd-topics a.label-inactive", has_text="fresh_topic")).to_be_visible()
     item = page.locator("#inactive-topics li.inactive-topic[data-topic=fresh_topic]")
     expect(item).to_be_visible()
     expect(item.locator("li[data-channel=fresh_channel]")).to_be_visible()

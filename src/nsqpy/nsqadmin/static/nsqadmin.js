@@ -905,9 +905,10 @@
 
   var current = null, timer = null, seq = 0, busy = false;
   function refreshInterval() {
-    if (current && current.interval) { return current.interval; }
     var v = localStorage.getItem('nsqadmin_refresh');
-    return v === null ? 5000 : parseInt(v, 10);
+    v = v === null ? 5000 : parseInt(v, 10) || 0;
+    if (v && current && current.interval) { return Math.min(v, current.interval); }
+    return v;
   }
   function schedule() {
     clearTimeout(timer);
@@ -918,7 +919,7 @@
   }
   function refresh(force) {
     if (busy && !force) { schedule(); return Promise.resolve(); }
-    if (!modal.hidden && !force) { schedule(); return Promise.resolve(); }
+    if ((!modal.hidden || document.hidden) && !force) { schedule(); return Promise.resolve(); }
     var view = current, mySeq = ++seq;
     busy = true;
     return view.load().then(function (data) {
@@ -966,7 +967,7 @@
   window.addEventListener('popstate', function () { show(location.pathname); });
 
   var refreshSelect = document.getElementById('refresh-select');
-  refreshSelect.value = String(refreshInterval());
+  refreshSelect.value = localStorage.getItem('nsqadmin_refresh') || '5000';
   refreshSelect.addEventListener('change', function () {
     localStorage.setItem('nsqadmin_refresh', refreshSelect.value);
     schedule();
