@@ -324,8 +324,8 @@ def test_lookup_page_create_and_delete_inactive(page, admin, cluster, sink, traf
     confirm(page, 'Delete topic "fresh_topic"')
     expect(page.locator("#inactive-topics li[data-topic=fresh_topic]")).to_have_count(0)
     assert "fresh_topic" not in cluster.lookupd_json("/topics")["topics"]
-    actions = [n for n in (r["body"] for r in sink.requests) if b"fresh_topic" in n]
-    assert len(actions) >= 4
+    wait_for(lambda: len([r for r in sink.requests if b"fresh_topic" in r["body"]]) >= 4,
+             what="create/delete notifications")
 
 
 # ---------------------------------------------------------------------------------------
