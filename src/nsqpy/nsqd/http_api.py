@@ -68,10 +68,39 @@ def _existing_topic_from_query(nsqd, query: str):
         raise Err(400, "MISSING_ARG_CHANNEL")
     if not is_valid_channel_name(cname):
         raise Err(400, "INVALID_ARG_CHANNEL")
-    topic = nsqd.broker.get_existing_topic(tname)
+    return params, _existing_topic(nsqd, tname), cname
+
+
+def _topic_name(nsqd, query: str) -> str:
+    """The required ``topic`` argument (not validated)."""
+    name = _req_params(nsqd, query).get("topic")
+    if name is None:
+        raise Err(400, "MISSING_ARG_TOPIC")
+    return name
+
+
+def _existing_topic(nsqd, name: str):
+    topic = nsqd.broker.get_existing_topic(name)
     if topic is None:
         raise Err(404, "TOPIC_NOT_FOUND")
-    return params, topic, cname
+    return topic
+
+
+def _existing_channel(nsqd, query: str):
+    _, topic, cname = _existing_topic_from_query(nsqd, query)
+    ch = topic.channels.get(cname)
+    if ch is None:
+        raise Err(404, "CHANNEL_NOT_FOUND")
+    return ch
+
+
+def _apply(nsqd, request, action) -> None:
+    """Run a topic/channel action; its failure is logged and answered 500."""
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001
+        nsqd.log.error(f"failure in {request.path} - {e}")
+        raise Err(500, "INTERNAL_ERROR") from None
 
 
 async def _persist(nsqd) -> None:
@@ -247,49 +276,23 @@ class HTTPAPI:
 
     async def topic_delete(self, request, query):
         nsqd = self.nsqd
-        params = _req_params(nsqd, query)
-        name = params.get("topic")
-        if name is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
-        if not nsqd.broker.delete_topic(name):
+        if not nsqd.broker.delete_topic(_topic_name(nsqd, query)):
             raise Err(404, "TOPIC_NOT_FOUND")
         return None
 
     async def topic_empty(self, request, query):
         nsqd = self.nsqd
-        params = _req_params(nsqd, query)
-        name = params.get("topic")
-        if name is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        name = _topic_name(nsqd, query)
         if not is_valid_topic_name(name):
             raise Err(400, "INVALID_TOPIC")
-        topic = nsqd.broker.get_existing_topic(name)
-        if topic is None:
-            raise Err(404, "TOPIC_NOT_FOUND")
-        try:
-            topic.empty()
-        except Exception as e:  # noqa: BLE001
-            nsqd.log.error(f"failure in {request.path} - {e}")
-            raise Err(500, "INTERNAL_ERROR") from None
+        topic = _existing_topic(nsqd, name)
+        _apply(nsqd, request, topic.empty)
         return None
 
     async def topic_pause(self, request, query):
         nsqd = self.nsqd
-        params = _req_params(nsqd, query)
-        name = params.get("topic")
-        if name is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
-        topic = nsqd.broker.get_existing_topic(name)
-        if topic is None:
-            raise Err(404, "TOPIC_NOT_FOUND")
-        try:
-            if "unpause" in request.path:
-                topic.unpause()
-            else:
-                topic.pause()
-        except Exception as e:  # noqa: BLE001
-            nsqd.log.error(f"failure in {request.path} - {e}")
-            raise Err(500, "INTERNAL_ERROR") from None
+        topic = _existing_topic(nsqd, _topic_name(nsqd, query))
+        _apply(nsqd, request, topic.unpause if "unpause" in request.path else topic.pause)
         await _persist(nsqd)
         return None
 
@@ -307,31 +310,14 @@ class HTTPAPI:
 
     async def channel_empty(self, request, query):
         nsqd = self.nsqd
-        _, topic, cname = _existing_topic_from_query(nsqd, query)
-        ch = topic.channels.get(cname)
-        if ch is None:
-            raise Err(404, "CHANNEL_NOT_FOUND")
-        try:
-            ch.empty()
-        except Exception as e:  # noqa: BLE001
-            nsqd.log.error(f"failure in {request.path} - {e}")
-            raise Err(500, "INTERNAL_ERROR") from None
+        ch = _existing_channel(nsqd, query)
+        _apply(nsqd, request, ch.empty)
         return None
 
     async def channel_pause(self, request, query):
         nsqd = self.nsqd
-        _, topic, cname = _existing_topic_from_query(nsqd, query)
-        ch = topic.channels.get(cname)
-        if ch is None:
-            raise Err(404, "CHANNEL_NOT_FOUND")
-        try:
-            if "unpause" in request.path:
-                ch.unpause()
-            else:
-                ch.pause()
-        except Exception as e:  # noqa: BLE001
-            nsqd.log.error(f"failure in {request.path} - {e}")
-            raise Err(500, "INTERNAL_ERROR") from None
+        ch = _existing_channel(nsqd, query)
+        _apply(nsqd, request, ch.unpause if "unpause" in request.path else ch.pause)
         await _persist(nsqd)
         return None
 

@@ -14,6 +14,14 @@ __all__ = ["start_http_server", "HTTPServerHandle", "LookupdHTTPAPI", "go_json",
            "parse_query", "Err"]
 
 
+def _arg(params: dict, name: str) -> str:
+    """A required argument; missing: 400 ``MISSING_ARG_<NAME>``."""
+    v = params.get(name)
+    if v is None:
+        raise Err(400, f"MISSING_ARG_{name.upper()}")
+    return v
+
+
 class LookupdHTTPAPI:
     def __init__(self, lookupd):
         self.lookupd = lookupd
@@ -56,14 +64,10 @@ class LookupdHTTPAPI:
     @staticmethod
     def _topic_channel(params: dict) -> tuple[str, str]:
         """http_api.GetTopicChannelArgs."""
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        topic = _arg(params, "topic")
         if not is_valid_topic_name(topic):
             raise Err(400, "INVALID_ARG_TOPIC")
-        channel = params.get("channel")
-        if channel is None:
-            raise Err(400, "MISSING_ARG_CHANNEL")
+        channel = _arg(params, "channel")
         if not is_valid_channel_name(channel):
             raise Err(400, "INVALID_ARG_CHANNEL")
         return topic, channel
@@ -81,17 +85,13 @@ class LookupdHTTPAPI:
 
     async def channels(self, request, query):
         params = await self._params(request, query)
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        topic = _arg(params, "topic")
         regs = self.lookupd.db.find_registrations("channel", topic, "*")
         return {"channels": [s for _c, _k, s in regs]}
 
     async def lookup(self, request, query):
         params = await self._params(request, query)
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        topic = _arg(params, "topic")
         db = self.lookupd.db
         if not db.find_registrations("topic", topic, ""):
             raise Err(404, "TOPIC_NOT_FOUND")
@@ -104,9 +104,7 @@ class LookupdHTTPAPI:
 
     async def topic_create(self, request, query):
         params = await self._params(request, query)
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        topic = _arg(params, "topic")
         if not is_valid_topic_name(topic):
             raise Err(400, "INVALID_ARG_TOPIC")
         self.log.info(f"DB: adding topic({topic})")
@@ -115,9 +113,7 @@ class LookupdHTTPAPI:
 
     async def topic_delete(self, request, query):
         params = await self._params(request, query)
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
+        topic = _arg(params, "topic")
         db = self.lookupd.db
         for r in db.find_registrations("channel", topic, "*"):
             self.log.info(f"DB: removing channel({r[2]}) from topic({topic})")
@@ -129,12 +125,8 @@ class LookupdHTTPAPI:
 
     async def topic_tombstone(self, request, query):
         params = await self._params(request, query)
-        topic = params.get("topic")
-        if topic is None:
-            raise Err(400, "MISSING_ARG_TOPIC")
-        node = params.get("node")
-        if node is None:
-            raise Err(400, "MISSING_ARG_NODE")
+        topic = _arg(params, "topic")
+        node = _arg(params, "node")
         self.log.info(f"DB: setting tombstone for producer@{node} of topic({topic})")
         for p in self.lookupd.db.find_producers("topic", topic, ""):
             pi = p.peer_info
