@@ -241,8 +241,8 @@ class ClientV2(asyncio.Protocol, Consumer):
                 self.parser.feed(data)
                 if self.busy is None:
                     self._process()
-                if self.closed or not self.deflate or not decoder.pending:
-                    return
+                if self.closed or self.busy is not None or not self.deflate or not decoder.pending:
+                    return                                   # (an async step resumes it)
                 data = decoder.decode(b"", INFLATE_CHUNK)   # inflate the rest bit by bit
         except CompressionError as e:
             self.log.error(f"[{self.remote_address}] - failed to decompress: {e}")
@@ -293,6 +293,8 @@ class ClientV2(asyncio.Protocol, Consumer):
             return
         self.transport.resume_reading()
         self._process()
+        if self.deflate and self.decoder.pending and self.busy is None and not self.closed:
+            self.data_received(b"")       # inflate what waited behind the async step
 
     async def _refresh_then_retry(self, cmd) -> None:
         await self.nsqd.auth.refresh_if_expired(self)
