@@ -1,37 +1,46 @@
 """NSQ's Go HTTP layer (``internal/http_api`` + julienschmidt/httprouter + net/http
-quirks), shared by the daemons' HTTP APIs (nsqd, nsqlookupd; meant for nsqadmin too).
+quirks) shared by the daemons' HTTP APIs: nsqd and nsqlookupd use it; nsqadmin should.
 
-Using it for a daemon::
+Using it::
 
-    from nsqpy.httpapi import Err, PLAIN, RAW, Router, V1, parse_query, serve
+    from nsqpy.httpapi import PLAIN, RAW, Err, Router, parse_query, serve
 
-    router = Router(daemon.log)                 # no_peer="@" if you serve unix sockets
+    router = Router(daemon.log)                 # no_peer="@" if unix sockets are served
     router.add("GET", "/ping", ping, PLAIN)     # await ping(request, query) -> "OK"
     router.add("GET", "/info", info)            # V1: dict/list -> Go JSON, str/bytes raw,
                                                 #     None -> empty, RawJSON -> as is
-    router.add("GET", "/config/:opt", config)   # await config(request, query, {"opt": …})
-    router.add("GET", "/asset", asset, RAW, logged=False)   # returns its own Resp
-    handle = await serve(router.handle, host=h, port=p)     # or sock=…, or path=…
+    router.add("GET", "/api/topics/:topic/:channel", chan)  # chan(request, query, params)
+    router.add("GET", "/static/asset.js", asset, RAW, logged=False)  # returns a Resp
+    handle = await serve(router.handle, sock=sock, api=api)  # or host=/port=/ssl=, path=
     ...
     await handle.close()
 
-Handlers get the aiohttp low-level ``request`` and the raw query string; parse it with
-``parse_query(query)`` (first value wins; ``ValueError`` where Go's ParseQuery fails, or
-``strict=False`` to skip bad pairs like ``req.FormValue``). ``raise Err(400,
-"MISSING_ARG_TOPIC")`` answers ``{"message":"MISSING_ARG_TOPIC"}`` (plain text on PLAIN
-routes); any other exception is logged ``panic in HTTP handler - …`` and answered ``500
-{"message":"INTERNAL_ERROR"}``. The router does the rest: 301/307 trailing-slash and
-case/clean-path redirects, ``OPTIONS``/``405`` with a sorted ``Allow``, ``404 NOT_FOUND``,
-the ``http_api.Log`` line (``200 GET /info (1.2.3.4:5678) 1.234ms``) for ``logged``
-routes. Bodies: ``await read_limited(request, n)`` (``Expect: 100-continue`` handled).
-``Pprof().add_routes(router)`` adds the ``/debug/pprof/*`` stand-ins. JSON: ``go_json``
-(:mod:`nsqpy.gojson`; it keeps ``1.0`` for floats — make integral floats ``int`` first
-where Go would print ``1``).
+Handlers get aiohttp's low-level request and the raw query string: ``parse_query(query)``
+(first value wins; ValueError where Go's ParseQuery fails; ``strict=False`` skips bad
+pairs like ``req.FormValue``). ``raise Err(400, "MISSING_ARG_TOPIC")`` answers
+``{"message":"MISSING_ARG_TOPIC"}`` (plain text on PLAIN routes); any other exception is
+logged ``panic in HTTP handler - …`` and answered ``500 INTERNAL_ERROR``. The router does
+trailing-slash / case / clean-path redirects (301 GET, 307 otherwise), ``OPTIONS`` and
+``405`` with a sorted ``Allow``, ``404 NOT_FOUND`` and the ``http_api.Log`` line for
+``logged`` routes. Bodies: ``await read_limited(request, n)`` (answers ``Expect:
+100-continue``). ``Pprof().add_routes(router)`` adds ``/debug/pprof/*``. JSON: ``go_json``
+(:mod:`nsqpy.gojson`; floats stay ``1.0``, so make integral floats ``int`` first where Go
+prints ``1``). Command lines: :mod:`nsqpy.daemon_main` (``parse_or_exit``,
+``run_daemon``, ``define_log_level``, ``check_config_log_level``, ``os_hostname``).
+
+For nsqadmin: put ``--base-path`` into the paths you ``add``; wrap ``router.handle`` for
+``CompressHandler`` (``async def handle(r): return compress(r, await
+router.handle(r))``); INDEX/PROXY routes are RAW; extra headers on an error:
+``resp = v1_err(code, text); resp.headers.update(...)``; ``remote_addr(request)`` for
+notifications. Its current copy differs from this layer in a few places — check them
+against Go before keeping a difference: redirect ``Location`` escaping (this layer leaves
+``!'()*`` unescaped), ``?`` kept for an empty query, a body on HEAD redirects,
+IPv4-mapped peers, bodies read without ``Expect: 100-continue``.
 
 Modules: :mod:`.router` (Router, V1/PLAIN/RAW, clean_path), :mod:`.responses` (Resp, Err,
-RawJSON, v1_ok/v1_err/plain/text_response, content-type constants), :mod:`.request`
-(parse_query, parse_int64, read_limited, remote_addr), :mod:`.server` (serve,
-HTTPServerHandle), :mod:`.pprof` (Pprof).
+RawJSON, v1_ok/v1_err/plain/text_response, content types), :mod:`.request` (parse_query,
+parse_int64, read_limited, remote_addr), :mod:`.server` (serve, HTTPServerHandle),
+:mod:`.pprof` (Pprof).
 """
 from ..gojson import go_json
 from .pprof import Pprof
