@@ -74,8 +74,7 @@ def test_tls_with_compression_round_trip(tls_nsqd, conn_factory, cert, codec):
 
 def test_snappy_upgrade_bytes_match_upstream(nsqd, conn_factory):
     c = conn_factory(nsqd)
-    c.send(cmds.encode_identify({"feature_negotiation": True, "snappy": True}))
-    c.read_frame()
+    assert c.identify(feature_negotiation=True, snappy=True)["snappy"] is True
     raw = b""
     while len(raw) < 28:
         raw += c.sock.recv(100)

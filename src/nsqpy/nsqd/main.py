@@ -1,4 +1,5 @@
 """``nsqd`` command: parse Go-style flags, run the daemon until SIGINT/SIGTERM."""
+from ..configfile import ConfigError
 from ..daemon_main import parse_or_exit, run_daemon
 from ..log import Logger
 from .daemon import NSQD, StartupError
@@ -6,7 +7,10 @@ from .options import OptionsError, parse_nsqd_options
 
 
 def _option_fatal(e: OptionsError) -> None:
-    Logger("[nsqd] ").fatal(str(e))
+    if isinstance(e, ConfigError):      # config-file coercion errors print as Go's std log
+        e.emit(Logger("[nsqd] "))
+    else:
+        Logger("[nsqd] ").fatal(str(e))
 
 
 def _startup_fatal(log, e: StartupError) -> None:
