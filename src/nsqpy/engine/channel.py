@@ -128,9 +128,12 @@ class Channel:
             if backend.depth and (self._from_backend or not memory):
                 self._from_backend = False
                 data = backend.get()
-                if data is None:
-                    continue
-                msg = Message.decode(data)
+                if data is not None:
+                    msg = Message.decode(data)
+                elif memory:                 # the disk queue cannot read right now
+                    msg = memory.popleft()
+                else:
+                    return
             elif memory:
                 self._from_backend = True
                 msg = memory.popleft()

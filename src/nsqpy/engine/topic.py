@@ -114,8 +114,8 @@ class Topic:
                 msg = memory.popleft()
             elif backend.depth:
                 data = backend.get()
-                if data is None:
-                    continue
+                if data is None:             # the disk queue cannot read right now
+                    return                   # (the next publish schedules another drain)
                 msg = Message.decode(data)   # a deferred delay is not on disk (upstream quirk)
             else:
                 return
