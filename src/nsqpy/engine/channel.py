@@ -171,17 +171,25 @@ class Channel:
         self.ready.pop(c, None)
 
     # -- consumer commands ------------------------------------------------------------------
-    def _take(self, c, msg_id: bytes) -> Message:
+    def _owned(self, c, msg_id: bytes) -> Message:
+        """The in-flight message ``msg_id`` if ``c`` holds it, else the reason it can't."""
         msg = self.in_flight.get(msg_id)
         if msg is None:
             raise ChannelError("ID not in flight")
         if msg.consumer is not c:
             raise ChannelError("client does not own message")
-        del self.in_flight[msg_id]
+        return msg
+
+    def _unschedule(self, msg: Message) -> None:
         bucket = self.timeouts[msg.tick]
-        del bucket[msg_id]
+        del bucket[msg.id]
         if not bucket:
             del self.timeouts[msg.tick]
+
+    def _take(self, c, msg_id: bytes) -> Message:
+        msg = self._owned(c, msg_id)
+        del self.in_flight[msg_id]
+        self._unschedule(msg)
         msg.consumer = None
         return msg
 
@@ -211,19 +219,12 @@ class Channel:
         c.update_ready()
 
     def touch(self, c, msg_id: bytes) -> None:
-        msg = self.in_flight.get(msg_id)
-        if msg is None:
-            raise ChannelError("ID not in flight")
-        if msg.consumer is not c:
-            raise ChannelError("client does not own message")
+        msg = self._owned(c, msg_id)
         now = monotonic()
         deadline = min(now + c.msg_timeout, msg.deliver_ts + self.max_msg_timeout)
         tick = max(int(deadline * TICKS_PER_SECOND) + 1, self.scan_tick)
         if tick != msg.tick:
-            bucket = self.timeouts[msg.tick]
-            del bucket[msg_id]
-            if not bucket:
-                del self.timeouts[msg.tick]
+            self._unschedule(msg)
             msg.tick = tick
             self.timeouts.setdefault(tick, {})[msg_id] = msg
             self.broker.scan_set.add(self)
