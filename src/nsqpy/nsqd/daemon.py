@@ -9,12 +9,11 @@ import fcntl
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 from .. import version_string
 from ..engine.broker import Broker
 from ..protocol.commands import Limits
-from ..protocol.identify import IdentifyConfig
+from ..protocol.identify import IdentifyConfig, ServerFeatures
 from .auth import Authorizer
 from .lookup import LookupPeers
 from .protocol_v2 import ClientV2
@@ -22,18 +21,6 @@ from .protocol_v2 import ClientV2
 
 class StartupError(Exception):
     """Fatal at startup; main() logs ``FATAL: <text>`` and exits 1."""
-
-
-@dataclass
-class Negotiation:
-    """What this server supports, for the IDENTIFY feature-negotiation reply."""
-    max_rdy_count: int
-    max_msg_timeout_ms: int
-    tls_enabled: bool
-    deflate_enabled: bool
-    snappy_enabled: bool
-    max_deflate_level: int
-    auth_required: bool
 
 
 def split_host_port(addr: str):
@@ -90,7 +77,8 @@ class NSQD:
             try:
                 self.ssl_context = build_server_ssl_context(opts)
             except (ValueError, OSError) as e:
-                raise StartupError(f"failed to instantiate nsqd - failed to build TLS config - {e}") from None
+                raise StartupError(
+                    f"failed to instantiate nsqd - failed to build TLS config - {e}") from None
         if self.auth.enabled:
             from .tls import build_client_ssl_context
             try:
@@ -98,7 +86,7 @@ class NSQD:
             except (ValueError, OSError) as e:
                 raise StartupError(
                     f"failed to instantiate nsqd - failed to build client TLS config - {e}") from None
-        self.negotiation = Negotiation(
+        self.negotiation = ServerFeatures(
             max_rdy_count=opts.max_rdy_count,
             max_msg_timeout_ms=opts.max_msg_timeout // 1_000_000,
             tls_enabled=self.ssl_context is not None,
