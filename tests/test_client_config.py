@@ -7,73 +7,92 @@ from nsqpy.client import Config, ConfigError, parse_opt
 from nsqpy.client.lookup import lookup_url, producer_addresses
 
 
-def test_defaults_match_go_nsq():
+@pytest.mark.parametrize("name,want", [
+    ("dial_timeout", 1.0),
+    ("read_timeout", 60.0),
+    ("write_timeout", 1.0),
+    ("lookupd_poll_interval", 60.0),
+    ("lookupd_poll_jitter", 0.3),
+    ("max_requeue_delay", 900.0),
+    ("default_requeue_delay", 90.0),
+    ("backoff_strategy", "exponential"),
+    ("max_backoff_duration", 120.0),
+    ("backoff_multiplier", 1.0),
+    ("max_attempts", 5),
+    ("low_rdy_idle_timeout", 10.0),
+    ("low_rdy_timeout", 30.0),
+    ("rdy_redistribute_interval", 5.0),
+    ("heartbeat_interval", 30.0),
+    ("output_buffer_size", 16384),
+    ("output_buffer_timeout", 0.25),
+    ("max_in_flight", 1),
+    ("deflate_level", 6),
+    ("user_agent", "go-nsq/1.1.0"),
+])
+def test_defaults_match_go_nsq(name, want):
+    assert getattr(Config(), name) == want
+
+
+def test_default_client_id_and_hostname():
     c = Config()
-    assert c.dial_timeout == 1.0
-    assert c.read_timeout == 60.0
-    assert c.write_timeout == 1.0
-    assert c.lookupd_poll_interval == 60.0
-    assert c.lookupd_poll_jitter == 0.3
-    assert c.max_requeue_delay == 900.0
-    assert c.default_requeue_delay == 90.0
-    assert c.backoff_strategy == "exponential"
-    assert c.max_backoff_duration == 120.0
-    assert c.backoff_multiplier == 1.0
-    assert c.max_attempts == 5
-    assert c.low_rdy_idle_timeout == 10.0
-    assert c.low_rdy_timeout == 30.0
-    assert c.rdy_redistribute_interval == 5.0
-    assert c.heartbeat_interval == 30.0
-    assert c.output_buffer_size == 16384
-    assert c.output_buffer_timeout == 0.25
-    assert c.max_in_flight == 1
-    assert c.deflate_level == 6
-    assert c.user_agent == "go-nsq/1.1.0"
     assert c.client_id and c.hostname.startswith(c.client_id)
 
 
-def test_duration_values_go_strings_ms_numbers_timedelta():
+@pytest.mark.parametrize("value,want", [
+    ("1m30s", 90.0),
+    (1500, 1.5),                                # integers are milliseconds (go-nsq)
+    ("2500", 2.5),                              # digit strings too
+    (datetime.timedelta(seconds=3), 3.0),
+])
+def test_duration_values_go_strings_ms_numbers_timedelta(value, want):
     c = Config()
-    c.set("read_timeout", "1m30s")
-    assert c.read_timeout == 90.0
-    c.set("read_timeout", 1500)                 # integers are milliseconds (go-nsq)
-    assert c.read_timeout == 1.5
-    c.set("read_timeout", "2500")               # digit strings too
-    assert c.read_timeout == 2.5
-    c.set("read_timeout", datetime.timedelta(seconds=3))
-    assert c.read_timeout == 3.0
+    c.set("read_timeout", value)
+    assert c.read_timeout == want
+
+
+def test_duration_value_that_does_not_coerce():
     with pytest.raises(ConfigError, match="failed to coerce option read_timeout"):
-        c.set("read_timeout", "abc")
+        Config().set("read_timeout", "abc")
 
 
-def test_bool_values_strings_and_ints():
+@pytest.mark.parametrize("value,want", [("true", True), ("1", True), ("t", True),
+                                        ("FALSE", False), (0, False), (2, True), (True, True)])
+def test_bool_values_strings_and_ints(value, want):
     c = Config()
-    for v, want in [("true", True), ("1", True), ("t", True), ("FALSE", False), (0, False),
-                    (2, True), (True, True)]:
-        c.set("snappy", v)
-        assert c.snappy is want
+    c.set("snappy", value)
+    assert c.snappy is want
+
+
+def test_bool_value_that_does_not_coerce():
     with pytest.raises(ConfigError):
-        c.set("snappy", "yes")
+        Config().set("snappy", "yes")
 
 
-def test_ranges_are_validated_on_set():
+RANGE_ERRORS = [
+    ("read_timeout", "50ms", r"invalid read_timeout ! 0.05s < 0.1s"),
+    ("max_attempts", 65536, "invalid max_attempts"),
+    ("max_in_flight", -1, "invalid max_in_flight"),
+    ("sample_rate", 100, "invalid sample_rate"),
+    ("deflate_level", 0, "invalid deflate_level"),
+    ("lookupd_poll_jitter", "1.5", "invalid lookupd_poll_jitter"),
+    ("rdy_redistribute_interval", "6s", "invalid rdy_redistribute_interval"),
+    ("backoff_strategy", "linear", "backoff_strategy"),
+]
+
+
+@pytest.mark.parametrize("option,value,match", RANGE_ERRORS)
+def test_ranges_are_validated_on_set(option, value, match):
     c = Config()
-    with pytest.raises(ConfigError, match=r"invalid read_timeout ! 0.05s < 0.1s"):
-        c.set("read_timeout", "50ms")
-    with pytest.raises(ConfigError, match="invalid max_attempts"):
-        c.set("max_attempts", 65536)
-    with pytest.raises(ConfigError, match="invalid max_in_flight"):
-        c.set("max_in_flight", -1)
-    with pytest.raises(ConfigError, match="invalid sample_rate"):
-        c.set("sample_rate", 100)
-    with pytest.raises(ConfigError, match="invalid deflate_level"):
-        c.set("deflate_level", 0)
-    with pytest.raises(ConfigError, match="invalid lookupd_poll_jitter"):
-        c.set("lookupd_poll_jitter", "1.5")
-    with pytest.raises(ConfigError, match="invalid rdy_redistribute_interval"):
-        c.set("rdy_redistribute_interval", "6s")
-    with pytest.raises(ConfigError, match="backoff_strategy"):
-        c.set("backoff_strategy", "linear")
+    with pytest.raises(ConfigError, match=match):
+        c.set(option, value)
+    assert getattr(c, option) == getattr(Config(), option)   # failed sets leave values alone
+
+
+def test_ranges_failed_sets_in_a_row_then_a_valid_one():
+    c = Config()
+    for option, value, match in RANGE_ERRORS:
+        with pytest.raises(ConfigError, match=match):
+            c.set(option, value)
     c.set("backoff_strategy", "full_jitter")
     assert c.max_in_flight == 1                 # failed sets leave values alone
 
@@ -128,10 +147,16 @@ def test_copy_is_independent():
     assert a.max_in_flight == 4
 
 
-def test_lookup_url_forms():
-    assert lookup_url("127.0.0.1:4161", "t") == "http://127.0.0.1:4161/lookup?topic=t"
-    assert lookup_url("http://h:1/", "t") == "http://h:1/lookup?topic=t"
-    assert lookup_url("https://h:1/custom?x=1", "t") == "https://h:1/custom?x=1&topic=t"
+@pytest.mark.parametrize("address,want", [
+    ("127.0.0.1:4161", "http://127.0.0.1:4161/lookup?topic=t"),
+    ("http://h:1/", "http://h:1/lookup?topic=t"),
+    ("https://h:1/custom?x=1", "https://h:1/custom?x=1&topic=t"),
+])
+def test_lookup_url_forms(address, want):
+    assert lookup_url(address, "t") == want
+
+
+def test_lookup_url_needs_a_port():
     with pytest.raises(ValueError):
         lookup_url("hostonly", "t")
 
