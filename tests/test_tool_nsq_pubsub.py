@@ -2,61 +2,25 @@
 publishers and streaming subscribers over real sockets."""
 import http.client
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from daemons import Daemon
+from toolutil import (LogTool, assert_clean_exit, drained, factory, free_port, nsqd_addr,
+                      run_text, start_lookupd, tool_path, wait_until)
 
-BIN = os.path.dirname(sys.executable)
-TOOL = os.path.join(BIN, "nsq_pubsub")
+TOOL = tool_path("nsq_pubsub")
 
 
-class Tool:
+class Tool(LogTool):
     def __init__(self, *args):
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen([TOOL, "--http-address=127.0.0.1:0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
-        for s in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._read, args=(s,), daemon=True).start()
+        super().__init__("nsq_pubsub", "--http-address=127.0.0.1:0", *args)
         line = self.wait_for_log(r"listening on 127\.0\.0\.1:(\d+)")
         self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", line).group(1))
-
-    def _read(self, stream):
-        for raw in iter(stream.readline, b""):
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace"))
-                self.cond.notify_all()
-
-    def text(self):
-        with self.cond:
-            return "".join(self.lines)
-
-    def wait_for_log(self, pattern, timeout=5.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if rx.search(line):
-                        return line
-                if self.proc.poll() is not None and not self.lines[-1:]:
-                    raise AssertionError("tool exited:\n" + "".join(self.lines))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
-                self.cond.wait(left)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -72,16 +36,6 @@ class Tool:
     def pub(self, topic, body):
         status, text = self.request("POST", f"/pub?topic={topic}", body)
         assert (status, text) == (200, b"OK"), (status, text)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
 
 
 class Sub:
@@ -116,53 +70,12 @@ class Sub:
         self.conn.close()
 
 
+
 @pytest.fixture
 def tools():
-    started = []
+    with factory(Tool, LogTool.kill) as make:
+        yield make
 
-    def factory(*args):
-        t = Tool(*args)
-        started.append(t)
-        return t
-
-    yield factory
-    for t in started:
-        if t.proc.poll() is None:
-            t.proc.kill()
-            t.proc.wait()
-
-
-def wait_until(cond, timeout=5.0, interval=0.02, msg="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {msg}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def nsqd_addr(d):
-    return f"--nsqd-tcp-address=127.0.0.1:{d.tcp_port}"
-
-
-def drained(d, topic, channel):
-    c = d.channel_stats(topic, channel)
-    return c is not None and c["depth"] == 0 and c["in_flight_count"] == 0 \
-        and c["deferred_count"] == 0
-
-
-def assert_clean_exit(tool):
-    rc = tool.stop()
-    assert rc == 0, tool.text()
-    assert "Traceback" not in tool.text(), tool.text()
 
 
 # -----------------------------------------------------------------------------------------
@@ -304,8 +217,7 @@ def test_subscriber_survives_nsqd_restart(nsqd_factory, tools, tmp_path):
 
 
 def test_pub_and_sub_through_lookupd(nsqd_factory, tools, tmp_path):
-    lookupd = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
-                                    "--broadcast-address=127.0.0.1"]).start()
+    lookupd = start_lookupd("--broadcast-address=127.0.0.1")
     try:
         d = nsqd_factory(f"--lookupd-tcp-address=127.0.0.1:{lookupd.tcp_port}")
         lk = f"--lookupd-http-address=127.0.0.1:{lookupd.http_port}"
@@ -350,20 +262,17 @@ def test_bad_requests(nsqd, tools):
 
 
 def test_flags():
-    r = subprocess.run([TOOL, "--version"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--version")
     assert (r.returncode, r.stdout) == (0, "nsq_pubsub v1.3.0\n")
-    r = subprocess.run([TOOL], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL)
     assert r.returncode == 1
     assert r.stderr.endswith(" --nsqd-tcp-address or --lookupd-http-address required.\n")
-    r = subprocess.run([TOOL, "--nsqd-tcp-address=127.0.0.1:4150", "--max-in-flight=0"],
-                       capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--nsqd-tcp-address=127.0.0.1:4150", "--max-in-flight=0")
     assert r.returncode == 1 and r.stderr.endswith(" --max-in-flight must be > 0\n")
-    r = subprocess.run([TOOL, "--nsqd-tcp-address=127.0.0.1:4150",
-                        "--lookupd-http-address=127.0.0.1:4161"],
-                       capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--nsqd-tcp-address=127.0.0.1:4150", "--lookupd-http-address=127.0.0.1:4161")
     assert r.returncode == 1
     assert r.stderr.endswith(" use --nsqd-tcp-address or --lookupd-http-address not both\n")
-    r = subprocess.run([TOOL, "--what"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--what")
     assert r.returncode == 2
     assert r.stderr.startswith("flag provided but not defined: -what\nUsage of nsq_pubsub:\n")
     assert "  -http-address string\n" in r.stderr
@@ -374,8 +283,7 @@ def test_listen_failure_is_fatal(nsqd):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = subprocess.run([TOOL, f"--http-address=127.0.0.1:{port}", nsqd_addr(nsqd)],
-                           capture_output=True, text=True, timeout=10)
+        r = run_text(TOOL, f"--http-address=127.0.0.1:{port}", nsqd_addr(nsqd))
     assert r.returncode == 1
     assert f"FATAL: listen (127.0.0.1:{port}) failed" in r.stderr
     assert "Traceback" not in r.stderr

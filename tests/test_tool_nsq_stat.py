@@ -1,5 +1,4 @@
 """nsq_stat end to end: the stats table from real nsqd (direct and via nsqlookupd)."""
-import os
 import signal
 import subprocess
 import threading
@@ -7,9 +6,10 @@ import time
 
 import pytest
 
-from daemons import BIN, Daemon
+import toolutil
+from toolutil import assert_one_line_fatal
 
-TOOL = os.path.join(BIN, "nsq_stat")
+TOOL = toolutil.tool_path("nsq_stat")
 
 HEADER1 = ("------rate------+----------------depth----------------+"
            "--------------metadata---------------")
@@ -17,8 +17,7 @@ HEADER2 = "ingress  egress |   total     mem    disk inflt   def |     req     t
 
 
 def run(*args, timeout=15):
-    return subprocess.run([TOOL, *args], capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return toolutil.run(TOOL, *args, timeout=timeout)
 
 
 def http(d):
@@ -33,9 +32,7 @@ def create_channel(d, topic, channel):
 
 
 def mpub(d, topic, n, prefix=b"m"):
-    status, _, body = d.http("POST", f"/mpub?topic={topic}",
-                             b"\n".join(prefix + b"%d" % i for i in range(n)))
-    assert status == 200, body
+    toolutil.mpub(d, topic, [prefix + b"%d" % i for i in range(n)])
 
 
 def fields(line):
@@ -44,19 +41,7 @@ def fields(line):
     return [int(p) for p in parts]
 
 
-def assert_one_line_fatal(res, text):
-    assert res.returncode == 1, res
-    err = res.stderr.decode()
-    assert err.count("\n") == 1, err
-    assert err.rstrip("\n").endswith(text), err
-
-
-@pytest.fixture
-def lookupd():
-    d = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"])
-    d.start()
-    yield d
-    d.stop()
+lookupd = toolutil.lookupd_fixture()
 
 
 # -- flags ----------------------------------------------------------------------------------

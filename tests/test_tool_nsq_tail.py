@@ -1,34 +1,20 @@
 """nsq_tail end to end: the real tool against a real nsqd (and nsqlookupd)."""
-import os
+import functools
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
-from daemons import BIN, Daemon
+import toolutil
+from toolutil import StreamTool, assert_one_line_fatal, factory, pub, start_lookupd, tcp
 
-TOOL = os.path.join(BIN, "nsq_tail")
+TOOL = toolutil.tool_path("nsq_tail")
 
 
-class Tool:
-    """A tool subprocess; stdout/stderr collected by threads (bytes)."""
-
+class Tool(StreamTool):
     def __init__(self, *args, stdin=subprocess.DEVNULL):
-        self.proc = subprocess.Popen([TOOL, *args], stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = bytearray()
-        self.err = bytearray()
-        self._threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for t in self._threads:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            buf.extend(chunk)
+        super().__init__("nsq_tail", *args, stdin=stdin)
 
     def wait_output(self, pred, timeout=10.0, what="output"):
         deadline = time.monotonic() + timeout
@@ -50,67 +36,22 @@ class Tool:
                 raise AssertionError(f"no {text!r} in stderr: {bytes(self.err).decode(errors='replace')}")
             time.sleep(0.02)
 
-    def wait(self, timeout=10.0):
-        rc = self.proc.wait(timeout)
-        for t in self._threads:
-            t.join(2)
-        return rc
-
     def signal(self, sig):
         self.proc.send_signal(sig)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    @property
-    def stderr(self):
-        return bytes(self.err).decode(errors="replace")
 
 
 @pytest.fixture
 def tools():
-    started = []
-
-    def start(*args, **kw):
-        t = Tool(*args, **kw)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.kill()
+    with factory(Tool, Tool.kill) as make:
+        yield make
 
 
 def run(*args, timeout=10):
-    return subprocess.run([TOOL, *args], capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return toolutil.run(TOOL, *args, timeout=timeout)
 
 
-def pub(d, topic, body):
-    status, _, resp = d.http("POST", f"/pub?topic={topic}", body)
-    assert status == 200, resp
+wait_until = functools.partial(toolutil.wait_until, timeout=10.0)
 
-
-def tcp(d):
-    return f"127.0.0.1:{d.tcp_port}"
-
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in time")
-        time.sleep(0.02)
-
-
-def assert_one_line_fatal(res, text):
-    assert res.returncode == 1, res
-    err = res.stderr.decode()
-    assert err.count("\n") == 1, err
-    assert err.rstrip("\n").endswith(text), err
-    assert "Traceback" not in err
 
 
 # -- flags ----------------------------------------------------------------------------------
@@ -256,13 +197,12 @@ def test_sigterm_is_graceful_nothing_lost(nsqd, tools):
 
 
 def test_lookupd_discovery(tmp_path, nsqd_factory, tools):
-    lookupd = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"])
-    lookupd.start()
+    lookupd = start_lookupd()
     try:
         nsqd = nsqd_factory(f"--lookupd-tcp-address=127.0.0.1:{lookupd.tcp_port}")
         pub(nsqd, "lk", b"found")
         wait_until(lambda: lookupd.http("GET", "/lookup?topic=lk")[0] == 200,
-                   what="topic registered")
+                   msg="topic registered")
         t = tools("--topic=lk", f"--lookupd-http-address=127.0.0.1:{lookupd.http_port}",
                   "--n=1")
         assert t.wait() == 0, t.stderr
@@ -282,7 +222,7 @@ def test_lost_connection_is_logged_and_retried(tmp_path, nsqd_factory, tools):
     t.wait_stderr("connection closed")
     nsqd2 = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=nsqd.data_path)
     t.wait_stderr("trying to reconnect")
-    wait_until(lambda: t.stderr.count("subscribed to rc/c") >= 2, what="re-subscribed")
+    wait_until(lambda: t.stderr.count("subscribed to rc/c") >= 2, msg="re-subscribed")
     pub(nsqd2, "rc", b"again")
     t.wait_output(lambda out: out == b"again\n")
     t.signal(signal.SIGTERM)

@@ -1,42 +1,26 @@
 """nsq_to_file end to end: real nsqd (and nsqlookupd), real files, rotation, gzip, work dir."""
+import functools
 import gzip
 import os
 import re
 import signal
 import socket
-import subprocess
-import threading
 import time
 import zlib
 
 import pytest
 
-from daemons import BIN, Daemon
+import toolutil
 from nsqpy.apps.nsq_to_file import strftime
+from toolutil import StreamTool, assert_one_line_fatal, factory, mpub, pub, tcp
 
-TOOL = os.path.join(BIN, "nsq_to_file")
+TOOL = toolutil.tool_path("nsq_to_file")
 HOST = socket.gethostname().split(".")[0]
 
 
-class Tool:
+class Tool(StreamTool):
     def __init__(self, *args):
-        self.proc = subprocess.Popen([TOOL, *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.err = bytearray()
-        self.out = bytearray()
-        self._threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
-        for t in self._threads:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            buf.extend(chunk)
-
-    @property
-    def stderr(self):
-        return bytes(self.err).decode(errors="replace")
+        super().__init__("nsq_to_file", *args)
 
     def wait_stderr(self, text, timeout=10.0, count=1):
         deadline = time.monotonic() + timeout
@@ -51,64 +35,23 @@ class Tool:
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
-        for t in self._threads:
-            t.join(2)
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        return self.wait(timeout)
 
 
 @pytest.fixture
 def tools():
-    started = []
-
-    def start(*args):
-        t = Tool(*args)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.kill()
+    with factory(Tool, Tool.kill) as make:
+        yield make
 
 
-@pytest.fixture
-def lookupd():
-    d = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0"])
-    d.start()
-    yield d
-    d.stop()
+lookupd = toolutil.lookupd_fixture()
 
 
 def run(*args, timeout=15):
-    return subprocess.run([TOOL, *args], capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return toolutil.run(TOOL, *args, timeout=timeout)
 
 
-def tcp(d):
-    return f"127.0.0.1:{d.tcp_port}"
-
-
-def pub(d, topic, body):
-    status, _, resp = d.http("POST", f"/pub?topic={topic}", body)
-    assert status == 200, resp
-
-
-def mpub(d, topic, bodies):
-    status, _, resp = d.http("POST", f"/mpub?topic={topic}", b"\n".join(bodies))
-    assert status == 200, resp
-
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in time")
-        time.sleep(0.02)
+wait_until = functools.partial(toolutil.wait_until, timeout=10.0)
 
 
 def all_finished(d, topic, n, channel="nsq_to_file"):
@@ -131,13 +74,6 @@ def gzip_members(data):
         assert d.eof, "truncated gzip member"
         data = d.unused_data
     return members
-
-
-def assert_one_line_fatal(res, text):
-    assert res.returncode == 1, res
-    err = res.stderr.decode()
-    assert err.count("\n") == 1, err
-    assert err.rstrip("\n").endswith(text), err
 
 
 # -- flags ----------------------------------------------------------------------------------
@@ -208,7 +144,7 @@ def test_plain_file_name_contents_and_fin_after_sync(tmp_path, nsqd, tools):
     assert f"INFO: [plain/nsq_to_file] opening {out}/{name}" in t.stderr
     # later messages are written at once but FINed only at the next sync (30s away)
     mpub(nsqd, "plain", [b"second", b"third"])
-    wait_until(lambda: path.read_bytes() == b"first\nsecond\nthird\n", what="written")
+    wait_until(lambda: path.read_bytes() == b"first\nsecond\nthird\n", msg="written")
     time.sleep(0.2)
     ch = nsqd.channel_stats("plain", "nsq_to_file")
     assert ch["in_flight_count"] == 2
@@ -244,7 +180,7 @@ def test_sync_interval_and_batch_size_fin(tmp_path, nsqd, tools):
               "--max-in-flight=4", "--sync-interval=300ms")
     t.wait_stderr("syncing 1 records")
     mpub(nsqd, "batch", [b"b%d" % i for i in range(10)])
-    wait_until(lambda: all_finished(nsqd, "batch", 11), what="all finished")
+    wait_until(lambda: all_finished(nsqd, "batch", 11), msg="all finished")
     assert t.stop() == 0
     [name] = os.listdir(out)
     lines = (out / name).read_bytes().splitlines()
@@ -258,7 +194,7 @@ def test_gzip_rotation_by_size_work_dir(tmp_path, nsqd, tools):
     t = tools("--topic=gz", f"--nsqd-tcp-address={tcp(nsqd)}", f"--output-dir={out}",
               f"--work-dir={work}", "--gzip", "--gzip-level=9", "--rotate-size=100",
               "--max-in-flight=5", "--sync-interval=200ms")
-    wait_until(lambda: all_finished(nsqd, "gz", 30), what="all finished")
+    wait_until(lambda: all_finished(nsqd, "gz", 30), msg="all finished")
     assert t.stop() == 0, t.stderr
     assert os.listdir(work) == []   # everything moved to the output dir when closed
     names = sorted(os.listdir(out))
@@ -325,7 +261,7 @@ def test_sighup_closes_and_reopens_with_work_dir(tmp_path, nsqd, tools):
     assert not out.exists() or os.listdir(out) == []
     t.proc.send_signal(signal.SIGHUP)
     t.wait_stderr("moving finished file")
-    wait_until(lambda: out.exists() and len(os.listdir(out)) == 1, what="moved")
+    wait_until(lambda: out.exists() and len(os.listdir(out)) == 1, msg="moved")
     pub(nsqd, "hup", b"after")
     t.wait_stderr("syncing 1 records", count=2)
     assert t.stop() == 0
@@ -375,7 +311,7 @@ def test_topic_pattern_discovery(tmp_path, nsqd_factory, lookupd, tools):
     nsqd = nsqd_factory(f"--lookupd-tcp-address=127.0.0.1:{lookupd.tcp_port}")
     pub(nsqd, "keep_a", b"A")
     pub(nsqd, "drop_b", b"B")
-    wait_until(lambda: lookupd.http("GET", "/lookup?topic=drop_b")[0] == 200, what="registered")
+    wait_until(lambda: lookupd.http("GET", "/lookup?topic=drop_b")[0] == 200, msg="registered")
     out = tmp_path / "out"
     t = tools("--topic-pattern=^keep", f"--lookupd-http-address=127.0.0.1:{lookupd.http_port}",
               "--topic-refresh=200ms", f"--output-dir={out}")

@@ -1,69 +1,25 @@
 """nsq_to_http end to end: the tool as a subprocess, a real nsqd, real aiohttp endpoints."""
 import asyncio
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.parse
 
 import pytest
 from aiohttp import web
 
-BIN = os.path.dirname(sys.executable)
-TOOL = os.path.join(BIN, "nsq_to_http")
+from toolutil import (LogTool, assert_clean_exit, assert_logged_fatal, drained, factory, mpub,
+                      nsqd_addr, run_text, start_lookupd, tool_path, wait_until)
+
+TOOL = tool_path("nsq_to_http")
 
 # fast retries: requeue at once, short backoff, never give up
 FAST = ["--consumer-opt=default_requeue_delay,0", "--consumer-opt=backoff_multiplier,10ms",
         "--consumer-opt=max_attempts,0"]
 
 
-class Tool:
-    """A tool subprocess whose stderr/stdout lines are collected by threads."""
 
-    def __init__(self, *args):
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen([TOOL, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        for s in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._read, args=(s,), daemon=True).start()
-
-    def _read(self, stream):
-        for raw in iter(stream.readline, b""):
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace"))
-                self.cond.notify_all()
-
-    def text(self):
-        with self.cond:
-            return "".join(self.lines)
-
-    def wait_for_log(self, pattern, timeout=5.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if rx.search(line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
-                self.cond.wait(left)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+def Tool(*args):
+    return LogTool("nsq_to_http", *args)
 
 
 class Endpoint:
@@ -142,65 +98,22 @@ class Endpoint:
         self.thread.join(5)
 
 
+
 @pytest.fixture
 def endpoint():
-    made = []
-
-    def factory(**kw):
-        e = Endpoint(**kw)
-        made.append(e)
-        return e
-
-    yield factory
-    for e in made:
-        e.close()
+    with factory(Endpoint, Endpoint.close) as make:
+        yield make
 
 
 @pytest.fixture
 def tools():
-    started = []
-
-    def factory(*args):
-        t = Tool(*args)
-        started.append(t)
-        return t
-
-    yield factory
-    for t in started:
-        if t.proc.poll() is None:
-            t.proc.kill()
-            t.proc.wait()
-
-
-def wait_until(cond, timeout=5.0, interval=0.02, msg="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {msg}")
-
-
-def publish(nsqd, topic, bodies):
-    status, _, body = nsqd.http("POST", f"/mpub?topic={topic}", b"\n".join(bodies))
-    assert status == 200, body
-
-
-def nsqd_addr(nsqd):
-    return f"--nsqd-tcp-address=127.0.0.1:{nsqd.tcp_port}"
+    with factory(Tool, LogTool.kill) as make:
+        yield make
 
 
 def wait_drained(nsqd, topic, channel="nsq_to_http", timeout=5.0):
-    def drained():
-        c = nsqd.channel_stats(topic, channel)
-        return c is not None and c["depth"] == 0 and c["in_flight_count"] == 0
-    wait_until(drained, timeout, msg="channel drained")
-
-
-def assert_clean_exit(tool):
-    rc = tool.stop()
-    assert rc == 0, tool.text()
-    assert "Traceback" not in tool.text(), tool.text()
+    wait_until(lambda: drained(nsqd, topic, channel, deferred=False), timeout,
+               msg="channel drained")
 
 
 # -----------------------------------------------------------------------------------------
@@ -208,7 +121,7 @@ def assert_clean_exit(tool):
 def test_post_delivers_every_message_with_headers(nsqd, endpoint, tools):
     ep = endpoint()
     bodies = [f"msg-{i}".encode() for i in range(20)]
-    publish(nsqd, "t_post", bodies)
+    mpub(nsqd, "t_post", bodies)
     tool = tools("--topic=t_post", nsqd_addr(nsqd), f"--post={ep.url}/sink",
                  "--content-type=text/plain; charset=utf-8", "--header", "X-Token:  abc ",
                  "--header=X-Other: a:b")
@@ -227,7 +140,7 @@ def test_post_delivers_every_message_with_headers(nsqd, endpoint, tools):
 
 def test_post_default_content_type_and_2xx_is_success(nsqd, endpoint, tools):
     ep = endpoint(status=204)
-    publish(nsqd, "t_204", [b"x", b"y"])
+    mpub(nsqd, "t_204", [b"x", b"y"])
     tool = tools("--topic=t_204", nsqd_addr(nsqd), f"--post={ep.url}/")
     wait_drained(nsqd, "t_204")
     assert sorted(ep.accepted()) == [b"x", b"y"]
@@ -240,7 +153,7 @@ def test_get_escapes_body_and_requires_200(nsqd, endpoint, tools):
     # the first answer is 201: success for POST but a failure for GET → retried
     ep = endpoint(statuses=[201])
     body = "a b&c/d=é+%".encode()
-    publish(nsqd, "t_get", [body])
+    mpub(nsqd, "t_get", [body])
     tool = tools("--topic=t_get", nsqd_addr(nsqd), f"--get={ep.url}/get?v=%s&x=1", *FAST)
     wait_until(lambda: ep.count() >= 2, msg="GET retried")
     wait_drained(nsqd, "t_get")
@@ -256,7 +169,7 @@ def test_get_escapes_body_and_requires_200(nsqd, endpoint, tools):
 def test_failing_endpoint_messages_are_retried_not_lost(nsqd, endpoint, tools):
     ep = endpoint(statuses=[500] * 6)
     bodies = [f"m{i}".encode() for i in range(10)]
-    publish(nsqd, "t_fail", bodies)
+    mpub(nsqd, "t_fail", bodies)
     tool = tools("--topic=t_fail", nsqd_addr(nsqd), f"--post={ep.url}/", *FAST)
     wait_until(lambda: len(set(ep.accepted())) == 10, timeout=8, msg="all messages accepted")
     wait_drained(nsqd, "t_fail")
@@ -274,7 +187,7 @@ def test_unreachable_endpoint_then_recovers(nsqd, endpoint, tools):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    publish(nsqd, "t_down", [b"hello"])
+    mpub(nsqd, "t_down", [b"hello"])
     tool = tools("--topic=t_down", nsqd_addr(nsqd), f"--post=http://127.0.0.1:{port}/", *FAST,
                  "--http-client-connect-timeout=200ms")
     tool.wait_for_log(r"handler failed|Cannot connect|connect", timeout=5)
@@ -286,7 +199,7 @@ def test_unreachable_endpoint_then_recovers(nsqd, endpoint, tools):
 
 def test_request_timeout_is_a_failure(nsqd, endpoint, tools):
     ep = endpoint(hang_first=1, hang=1.5)
-    publish(nsqd, "t_slow", [b"slow"])
+    mpub(nsqd, "t_slow", [b"slow"])
     tool = tools("--topic=t_slow", nsqd_addr(nsqd), f"--post={ep.url}/", *FAST,
                  "--http-client-request-timeout=300ms")
     wait_until(lambda: ep.accepted() == [b"slow"], timeout=5, msg="second attempt")
@@ -299,7 +212,7 @@ def test_request_timeout_is_a_failure(nsqd, endpoint, tools):
 def test_round_robin_alternates(nsqd, endpoint, tools):
     a, b = endpoint(), endpoint()
     bodies = [f"r{i}".encode() for i in range(10)]
-    publish(nsqd, "t_rr", bodies)
+    mpub(nsqd, "t_rr", bodies)
     tool = tools("--topic=t_rr", nsqd_addr(nsqd), "--mode=round-robin",
                  f"--post={a.url}/", f"--post={b.url}/")
     wait_drained(nsqd, "t_rr")
@@ -311,7 +224,7 @@ def test_round_robin_alternates(nsqd, endpoint, tools):
 def test_multicast_sends_to_every_address(nsqd, endpoint, tools):
     a, b = endpoint(), endpoint()
     bodies = [f"c{i}".encode() for i in range(6)]
-    publish(nsqd, "t_mc", bodies)
+    mpub(nsqd, "t_mc", bodies)
     tool = tools("--topic=t_mc", nsqd_addr(nsqd), "--mode=multicast",
                  f"--post={a.url}/", f"--post={b.url}/")
     wait_drained(nsqd, "t_mc")
@@ -323,7 +236,7 @@ def test_multicast_sends_to_every_address(nsqd, endpoint, tools):
 
 def test_unknown_mode_is_multicast(nsqd, endpoint, tools):
     a, b = endpoint(), endpoint()
-    publish(nsqd, "t_mc2", [b"q"])
+    mpub(nsqd, "t_mc2", [b"q"])
     tool = tools("--topic=t_mc2", nsqd_addr(nsqd), "--mode=everywhere",
                  f"--get={a.url}/?m=%s", f"--get={b.url}/?m=%s")
     wait_drained(nsqd, "t_mc2")
@@ -335,7 +248,7 @@ def test_unknown_mode_is_multicast(nsqd, endpoint, tools):
 def test_hostpool_skips_a_failing_host(nsqd, endpoint, tools):
     bad, good = endpoint(status=500), endpoint()
     bodies = [f"h{i}".encode() for i in range(8)]
-    publish(nsqd, "t_hp", bodies)
+    mpub(nsqd, "t_hp", bodies)
     # one request at a time: the first goes to the bad host, which is then skipped
     tool = tools("--topic=t_hp", nsqd_addr(nsqd), "--n=1", "--max-in-flight=1",
                  f"--post={bad.url}/", f"--post={good.url}/", *FAST)
@@ -348,7 +261,7 @@ def test_hostpool_skips_a_failing_host(nsqd, endpoint, tools):
 def test_n_limits_concurrent_requests(nsqd, endpoint, tools):
     ep = endpoint(delay=0.3)
     bodies = [f"n{i}".encode() for i in range(9)]
-    publish(nsqd, "t_n", bodies)
+    mpub(nsqd, "t_n", bodies)
     tool = tools("--topic=t_n", nsqd_addr(nsqd), "--n=3", f"--post={ep.url}/")
     wait_drained(nsqd, "t_n")
     assert sorted(ep.accepted()) == sorted(bodies)
@@ -358,7 +271,7 @@ def test_n_limits_concurrent_requests(nsqd, endpoint, tools):
 
 def test_sample_zero_finishes_without_sending(nsqd, endpoint, tools):
     ep = endpoint()
-    publish(nsqd, "t_sample", [b"1", b"2", b"3"])
+    mpub(nsqd, "t_sample", [b"1", b"2", b"3"])
     tool = tools("--topic=t_sample", nsqd_addr(nsqd), "--sample=0", f"--post={ep.url}/")
     wait_drained(nsqd, "t_sample")
     assert ep.count() == 0
@@ -367,7 +280,7 @@ def test_sample_zero_finishes_without_sending(nsqd, endpoint, tools):
 
 def test_status_every_logs_timings(nsqd, endpoint, tools):
     a, b = endpoint(), endpoint()
-    publish(nsqd, "t_status", [f"s{i}".encode() for i in range(7)])
+    mpub(nsqd, "t_status", [f"s{i}".encode() for i in range(7)])
     tool = tools("--topic=t_status", nsqd_addr(nsqd), "--status-every=3", "--mode=round-robin",
                  f"--post={a.url}/", f"--post={b.url}/")
     tool.wait_for_log(r"Warning: use more than 100 status values for accurate percentiles "
@@ -386,27 +299,25 @@ def test_survives_nsqd_restart(nsqd_factory, endpoint, tools, tmp_path):
     data = str(tmp_path / "restart")
     d = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=data)
     ep = endpoint()
-    publish(d, "t_restart", [b"before"])
+    mpub(d, "t_restart", [b"before"])
     tool = tools("--topic=t_restart", f"--nsqd-tcp-address=127.0.0.1:{port}",
                  f"--post={ep.url}/", "--consumer-opt=lookupd_poll_interval,100ms")
     wait_until(lambda: ep.accepted() == [b"before"], msg="first message")
     d.stop()
     tool.wait_for_log("connection closed|EOF|closed", timeout=5)
     d2 = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=data)
-    publish(d2, "t_restart", [b"after"])
+    mpub(d2, "t_restart", [b"after"])
     wait_until(lambda: ep.accepted() == [b"before", b"after"], timeout=8, msg="after restart")
     assert_clean_exit(tool)
     assert "Traceback" not in tool.text()
 
 
 def test_discovers_nsqd_through_lookupd(nsqd_factory, endpoint, tools):
-    from daemons import Daemon
-    lookupd = Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
-                                    "--broadcast-address=127.0.0.1"]).start()
+    lookupd = start_lookupd("--broadcast-address=127.0.0.1")
     try:
         d = nsqd_factory(f"--lookupd-tcp-address=127.0.0.1:{lookupd.tcp_port}")
         ep = endpoint()
-        publish(d, "t_lk", [b"found"])
+        mpub(d, "t_lk", [b"found"])
         wait_until(lambda: lookupd.http("GET", "/lookup?topic=t_lk")[0] == 200,
                    msg="topic registered")
         tool = tools("--topic=t_lk", f"--lookupd-http-address=127.0.0.1:{lookupd.http_port}",
@@ -446,32 +357,26 @@ def test_discovers_nsqd_through_lookupd(nsqd_factory, endpoint, tools):
      "--header value format should be 'key=value'"),
 ])
 def test_fatal_validation(args, message):
-    r = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=10)
-    assert r.returncode == 1, r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d " + re.escape(message), lines[0])
+    assert_logged_fatal(run_text(TOOL, *args), message)
 
 
 def test_bad_flags_print_usage_and_exit_2():
-    r = subprocess.run([TOOL, "--bogus"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--bogus")
     assert r.returncode == 2
     assert r.stderr.startswith("flag provided but not defined: -bogus\nUsage of nsq_to_http:\n")
-    r = subprocess.run([TOOL, "--n=x"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--n=x")
     assert r.returncode == 2
     assert r.stderr.startswith('invalid value "x" for flag -n: parse error\n')
-    r = subprocess.run([TOOL, "--consumer-opt=bogus,1"], capture_output=True, text=True,
-                       timeout=10)
+    r = run_text(TOOL, "--consumer-opt=bogus,1")
     assert r.returncode == 2 and "bogus" in r.stderr.splitlines()[0]
-    r = subprocess.run([TOOL, "--http-client-request-timeout=5"], capture_output=True,
-                       text=True, timeout=10)
+    r = run_text(TOOL, "--http-client-request-timeout=5")
     assert r.returncode == 2
 
 
 def test_version_and_help():
-    r = subprocess.run([TOOL, "--version"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--version")
     assert (r.returncode, r.stdout) == (0, "nsq_to_http v1.3.0\n")
-    r = subprocess.run([TOOL, "-h"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "-h")
     assert r.returncode == 0
     for flag in ("-content-type string", "-get value", "-post value", "-header value",
                  "-mode string", "-n int", "-sample float", "-status-every int",

@@ -1,116 +1,31 @@
 """nsq_to_nsq end to end: the tool as a subprocess relaying between real nsqd."""
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 from daemons import Conn
 from nsqpy.protocol import encoders as enc
+from toolutil import (LogTool, assert_clean_exit, assert_logged_fatal, drained, factory,
+                      free_port, run_text, tcp, tool_path, topic_count, wait_until)
+from toolutil import mpub as publish
 
-BIN = os.path.dirname(sys.executable)
-TOOL = os.path.join(BIN, "nsq_to_nsq")
+TOOL = tool_path("nsq_to_nsq")
 
 FAST = ["--consumer-opt=default_requeue_delay,0", "--consumer-opt=backoff_multiplier,10ms",
         "--consumer-opt=max_attempts,0", "--consumer-opt=lookupd_poll_interval,100ms"]
 
 
-class Tool:
-    def __init__(self, *args):
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen([TOOL, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        for s in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._read, args=(s,), daemon=True).start()
-
-    def _read(self, stream):
-        for raw in iter(stream.readline, b""):
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace"))
-                self.cond.notify_all()
-
-    def text(self):
-        with self.cond:
-            return "".join(self.lines)
-
-    def wait_for_log(self, pattern, timeout=5.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if rx.search(line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
-                self.cond.wait(left)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+def Tool(*args):
+    return LogTool("nsq_to_nsq", *args)
 
 
 @pytest.fixture
 def tools():
-    started = []
-
-    def factory(*args):
-        t = Tool(*args)
-        started.append(t)
-        return t
-
-    yield factory
-    for t in started:
-        if t.proc.poll() is None:
-            t.proc.kill()
-            t.proc.wait()
-
-
-def wait_until(cond, timeout=5.0, interval=0.02, msg="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {msg}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def publish(d, topic, bodies):
-    status, _, body = d.http("POST", f"/mpub?topic={topic}", b"\n".join(bodies))
-    assert status == 200, body
-
-
-def tcp(d):
-    return f"127.0.0.1:{d.tcp_port}"
-
-
-def topic_count(d, topic):
-    for t in d.stats(topic=topic)["topics"] or []:
-        if t["topic_name"] == topic:
-            return t["message_count"]
-    return 0
+    with factory(Tool, LogTool.kill) as make:
+        yield make
 
 
 def read_messages(d, topic, n, timeout=5.0, quiet=0.2):
@@ -139,17 +54,7 @@ def read_messages(d, topic, n, timeout=5.0, quiet=0.2):
 
 
 def wait_drained(d, topic, channel="nsq_to_nsq", timeout=5.0):
-    def drained():
-        c = d.channel_stats(topic, channel)
-        return c is not None and c["depth"] == 0 and c["in_flight_count"] == 0 \
-            and c["deferred_count"] == 0
-    wait_until(drained, timeout, msg="source channel drained")
-
-
-def assert_clean_exit(tool):
-    rc = tool.stop()
-    assert rc == 0, tool.text()
-    assert "Traceback" not in tool.text(), tool.text()
+    wait_until(lambda: drained(d, topic, channel), timeout, msg="source channel drained")
 
 
 @pytest.fixture
@@ -389,23 +294,18 @@ DST = "--destination-nsqd-tcp-address=127.0.0.1:4151"
     (["--topic=t", SRC], "--destination-nsqd-tcp-address required"),
 ])
 def test_fatal_validation(args, message):
-    r = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=10)
-    assert r.returncode == 1, r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d " + re.escape(message), lines[0])
+    assert_logged_fatal(run_text(TOOL, *args), message)
 
 
 def test_bad_flags_and_version():
-    r = subprocess.run([TOOL, "--nope"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--nope")
     assert r.returncode == 2
     assert r.stderr.startswith("flag provided but not defined: -nope\nUsage of nsq_to_nsq:\n")
-    r = subprocess.run([TOOL, "--producer-opt=nosuch,1"], capture_output=True, text=True,
-                       timeout=10)
+    r = run_text(TOOL, "--producer-opt=nosuch,1")
     assert r.returncode == 2
-    r = subprocess.run([TOOL, "--version"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--version")
     assert (r.returncode, r.stdout) == (0, "nsq_to_nsq v1.3.0\n")
-    r = subprocess.run([TOOL, "--help"], capture_output=True, text=True, timeout=10)
+    r = run_text(TOOL, "--help")
     assert r.returncode == 0
     for flag in ("-destination-nsqd-tcp-address value", "-destination-topic string",
                  "-require-json-field string", "-require-json-value string",

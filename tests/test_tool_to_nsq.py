@@ -1,29 +1,18 @@
 """to_nsq end to end: stdin → PUB to real nsqd instances."""
 import asyncio
-import os
 import signal
 import subprocess
 import time
 
-from daemons import BIN
+import toolutil
 from nsqpy.client import Consumer
+from toolutil import tcp, topic_count
 
-TOOL = os.path.join(BIN, "to_nsq")
+TOOL = toolutil.tool_path("to_nsq")
 
 
 def run(*args, stdin=b"", timeout=15):
-    return subprocess.run([TOOL, *args], input=stdin, capture_output=True, timeout=timeout)
-
-
-def tcp(d):
-    return f"127.0.0.1:{d.tcp_port}"
-
-
-def topic_count(d, topic):
-    for t in d.stats(topic=topic)["topics"] or []:
-        if t["topic_name"] == topic:
-            return t["message_count"]
-    return 0
+    return toolutil.run(TOOL, *args, input=stdin, timeout=timeout)
 
 
 def consume(d, topic, n, timeout=5.0):
