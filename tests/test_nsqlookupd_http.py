@@ -6,22 +6,15 @@ import time
 
 import pytest
 
-from daemons import Daemon
+from toolutil import factory, lookupd_fixture, start_lookupd
 
 V1_HEADER = "X-Nsq-Content-Type"
 JSON_CT = "application/json; charset=utf-8"
 
 
-def start_lookupd(*extra) -> Daemon:
-    return Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
-                                 "--broadcast-address=lookupd.test"] + list(extra)).start()
+BROADCAST = "--broadcast-address=lookupd.test"
 
-
-@pytest.fixture
-def lookupd():
-    d = start_lookupd()
-    yield d
-    d.stop()
+lookupd = lookupd_fixture(BROADCAST)
 
 
 class Producer:
@@ -54,16 +47,8 @@ class Producer:
 
 @pytest.fixture
 def producer(lookupd):
-    made = []
-
-    def make(**kw):
-        p = Producer(lookupd, **kw)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    with factory(lambda **kw: Producer(lookupd, **kw), Producer.close) as make:
+        yield make
 
 
 def req(d, method, path, body=None, headers=None):
@@ -266,7 +251,7 @@ def test_tombstone_unknown_is_ok(lookupd):
 
 
 def test_tombstone_hides_producer_from_lookup_for_its_lifetime():
-    d = start_lookupd("--tombstone-lifetime=500ms")
+    d = start_lookupd(BROADCAST, "--tombstone-lifetime=500ms")
     a = b = None
     try:
         a = Producer(d, broadcast="a.test", http_port=1001)

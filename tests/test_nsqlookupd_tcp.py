@@ -10,21 +10,15 @@ import time
 import pytest
 
 from daemons import BIN, Daemon
+from toolutil import factory, lookupd_fixture, start_lookupd, wait_until
 
 from nsqpy.nsqlookupd.registration_db import (PeerInfo, Producer, RegistrationDB,
                                               filter_by_active)
 
 
-def start_lookupd(*extra) -> Daemon:
-    return Daemon("nsqlookupd", ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
-                                 "--broadcast-address=lookupd.test"] + list(extra)).start()
+BROADCAST = "--broadcast-address=lookupd.test"
 
-
-@pytest.fixture
-def lookupd():
-    d = start_lookupd()
-    yield d
-    d.stop()
+lookupd = lookupd_fixture(BROADCAST)
 
 
 class V1:
@@ -92,30 +86,14 @@ class V1:
 
 @pytest.fixture
 def client(lookupd):
-    conns = []
-
-    def make(**kw):
-        c = V1(lookupd, **kw)
-        conns.append(c)
-        return c
-
-    yield make
-    for c in conns:
-        c.close()
+    with factory(lambda **kw: V1(lookupd, **kw), V1.close) as make:
+        yield make
 
 
 def get_json(d, path):
     status, _, body = d.http("GET", path)
     assert status == 200, (path, status, body)
     return json.loads(body)
-
-
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def producers(d, topic):
@@ -419,7 +397,7 @@ def test_connection_close_removes_producer_everywhere(lookupd, client):
 
 
 def test_inactive_producer_hidden_but_kept():
-    d = start_lookupd("--inactive-producer-timeout=300ms")
+    d = start_lookupd(BROADCAST, "--inactive-producer-timeout=300ms")
     try:
         c = V1(d)
         c.identify()
