@@ -1,58 +1,35 @@
 """``nsqadmin`` command: parse Go-style flags, run the web UI until SIGINT/SIGTERM."""
-import asyncio
-import signal
-import sys
-
 from ..configfile import ConfigError
-from ..goflags import FlagExit
+from ..daemon_main import parse_or_exit, run_daemon
 from ..log import Logger
 from .options import (FATAL_PREFIX, OptionsError, parse_nsqadmin_options,
                       validate_nsqadmin_options)
 
 
-async def serve(opts, log) -> int:
-    from .daemon import NSQAdmin, StartupError
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    admin = NSQAdmin(opts, log)
-    try:
-        await admin.start()
-    except StartupError as e:
-        Logger(FATAL_PREFIX, stream=log.stream).fatal(f"failed to instantiate nsqadmin - {e}")
-        await admin.stop()
-        return 1
-    await stop.wait()
-    await admin.stop()
-    return 0
-
-
-def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        opts = parse_nsqadmin_options(argv)
-    except FlagExit as e:
-        e.exit()
-        return
-    except ConfigError as e:
-        e.emit(Logger(FATAL_PREFIX))
-        sys.exit(1)
-    except OptionsError as e:
-        Logger(FATAL_PREFIX).fatal(str(e))
-        sys.exit(1)
+def _parse(argv):
+    opts = parse_nsqadmin_options(argv)
     try:
         validate_nsqadmin_options(opts)
     except OptionsError as e:
-        Logger(FATAL_PREFIX).fatal(f"failed to instantiate nsqadmin - {e}")
-        sys.exit(1)
-    log = Logger(opts.log_prefix, opts.log_level)
-    try:
-        import uvloop
-        code = uvloop.run(serve(opts, log))
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency
-        code = asyncio.run(serve(opts, log))
-    sys.exit(code)
+        raise OptionsError(f"failed to instantiate nsqadmin - {e}") from None
+    return opts
+
+
+def _option_fatal(e: Exception) -> None:
+    if isinstance(e, ConfigError):
+        e.emit(Logger(FATAL_PREFIX))
+    else:
+        Logger(FATAL_PREFIX).fatal(str(e))
+
+
+def _startup_fatal(log, e: Exception) -> None:
+    Logger(FATAL_PREFIX, stream=log.stream).fatal(f"failed to instantiate nsqadmin - {e}")
+
+
+def main(argv=None) -> None:
+    opts = parse_or_exit(_parse, argv, (ConfigError, OptionsError), _option_fatal)
+    from .daemon import NSQAdmin, StartupError  # after parsing: --help/--version stay fast
+    run_daemon(NSQAdmin, opts, StartupError, _startup_fatal)
 
 
 if __name__ == "__main__":

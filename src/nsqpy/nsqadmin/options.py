@@ -11,13 +11,13 @@ import os
 import posixpath
 import socket
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from .. import version_string
 from ..configfile import ConfigError, go_os_error, load_config_file, resolve
-from ..goflags import FlagExit, FlagSet, go_fmt_v, go_json_string
+from ..daemon_main import check_config_log_level, define_log_level
+from ..goflags import FlagExit, FlagSet, go_json_string
 from ..gotime import SECOND
-from ..log import LEVEL_LABELS, LEVEL_NAMES, parse_log_level
+from ..log import parse_log_level
 
 __all__ = ["Options", "OptionsError", "ConfigError", "FlagExit", "nsqadmin_flagset",
            "parse_nsqadmin_options", "validate_nsqadmin_options", "normalize_base_path",
@@ -74,33 +74,12 @@ OPTION_KINDS: dict[str, str] = {
 """config key -> kind, for ``GET /config/<key>``."""
 
 
-def _parse_level_name(s: str) -> str:
-    return LEVEL_NAMES[parse_log_level(s)]
-
-
-def _level_label(name: Any) -> str:
-    if isinstance(name, int):
-        return LEVEL_LABELS.get(name, "invalid")
-    try:
-        return LEVEL_LABELS[parse_log_level(name)]
-    except ValueError:
-        return "invalid"
-
-
-def _coerce_level(v: Any) -> str:
-    if isinstance(v, int) and not isinstance(v, bool) and v in LEVEL_NAMES:
-        return LEVEL_NAMES[v]
-    return _parse_level_name(str(v))
-
-
 def nsqadmin_flagset() -> FlagSet:
     """nsqadmin's flag set (Go ``nsqadminFlagSet``), in upstream's definition order."""
     fs = FlagSet("nsqadmin")
     fs.string("config", "", "path to config file", configurable=False)
     fs.bool("version", False, "print version string", configurable=False)
-    fs.custom("log-level", "info", "set log verbosity: debug, info, warn, error, or fatal",
-              parse=_parse_level_name, to_str=_level_label, zero_str="invalid",
-              coerce=_coerce_level, key="log_level", field="LogLevel")
+    define_log_level(fs)
     fs.string("log-prefix", "[nsqadmin] ", "log message prefix", field="LogPrefix")
     fs.bool("verbose", False, "[deprecated] has no effect, use --log-level", configurable=False)
     fs.string("http-address", "0.0.0.0:4171", "<addr>:<port> to listen on for HTTP clients",
@@ -173,12 +152,7 @@ def parse_nsqadmin_options(argv: list[str]) -> Options:
     config_path = values["config"]
     if config_path:
         cfg = load_config_file(config_path)
-    if "log_level" in cfg:
-        v = cfg["log_level"]
-        try:
-            cfg["log_level"] = _parse_level_name(go_fmt_v(v))
-        except ValueError:
-            raise OptionsError(f"failed parsing log_level {go_fmt_v(v)}") from None
+    check_config_log_level(cfg, OptionsError)
     resolved = resolve(fs, values, explicit, cfg)
     opts = Options(config_file=config_path)
     for f in fields(Options):
