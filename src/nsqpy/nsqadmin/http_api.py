@@ -30,7 +30,8 @@ from .. import NSQ_VERSION
 from ..gotime import format_duration
 from ..protocol.names import is_valid_channel_name, is_valid_topic_name
 from .clusterinfo import AllFailed
-from .gojson import GoJSONError, decode_struct_body, go_json
+from ..gojson import GoJSONError, decode_struct_body, integral_floats
+from ..gojson import go_json as _go_json
 from .options import OPTION_KINDS, config_value, parse_cidr
 
 __all__ = ["HTTPAPI", "start_http_server"]
@@ -63,6 +64,10 @@ _quiet_logger.addHandler(logging.NullHandler())
 _quiet_logger.propagate = False
 
 V1, PLAIN, INDEX, PROXY = "v1", "plain", "index", "proxy"
+
+
+def go_json(obj) -> bytes:
+    return _go_json(integral_floats(obj))
 
 
 class Err(Exception):

@@ -8,7 +8,7 @@ import socket
 import time
 from urllib.parse import quote
 
-from .gojson import go_json
+from ..gojson import go_json, integral_floats
 
 __all__ = ["Notifier", "admin_action"]
 
@@ -89,7 +89,7 @@ class Notifier:
             endpoint = self.admin.opts.notification_http_endpoint
             try:
                 status, _reason, _h, _body = await self.admin.client.request(
-                    "POST", endpoint, data=go_json(doc),
+                    "POST", endpoint, data=go_json(integral_floats(doc)),
                     headers={"Content-Type": "application/json"}, accept=False)
             except Exception as e:  # noqa: BLE001
                 self.admin.log.error(f"failed to POST notification - {e}")
