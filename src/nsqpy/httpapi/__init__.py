@@ -1,5 +1,5 @@
 """NSQ's Go HTTP layer (``internal/http_api`` + julienschmidt/httprouter + net/http
-quirks) shared by the daemons' HTTP APIs: nsqd and nsqlookupd use it; nsqadmin should.
+quirks) shared by the daemons' HTTP APIs: nsqd, nsqlookupd and nsqadmin.
 
 Using it::
 
@@ -28,14 +28,11 @@ trailing-slash / case / clean-path redirects (301 GET, 307 otherwise), ``OPTIONS
 prints ``1``). Command lines: :mod:`nsqpy.daemon_main` (``parse_or_exit``,
 ``run_daemon``, ``define_log_level``, ``check_config_log_level``, ``os_hostname``).
 
-For nsqadmin: put ``--base-path`` into the paths you ``add``; wrap ``router.handle`` for
-``CompressHandler`` (``async def handle(r): return compress(r, await
-router.handle(r))``); INDEX/PROXY routes are RAW; extra headers on an error:
-``resp = v1_err(code, text); resp.headers.update(...)``; ``remote_addr(request)`` for
-notifications. Its current copy differs from this layer in a few places — check them
-against Go before keeping a difference: redirect ``Location`` escaping (this layer leaves
-``!'()*`` unescaped), ``?`` kept for an empty query, a body on HEAD redirects,
-IPv4-mapped peers, bodies read without ``Expect: 100-continue``.
+nsqadmin (:mod:`nsqpy.nsqadmin.http_api`) puts ``--base-path`` into the paths it ``add``s,
+wraps ``router.handle`` for ``CompressHandler``, serves INDEX/PROXY routes RAW, returns its
+static files as a :class:`Resp` from a PLAIN route (so a missing file is a plain-text 404)
+and passes ``Router(escape_sub_delims=True)``: its redirect ``Location`` escapes ``!'()*``
+as Go's ``URL.EscapedPath`` does (nsqd and nsqlookupd keep them unescaped).
 
 Modules: :mod:`.router` (Router, V1/PLAIN/RAW, clean_path), :mod:`.responses` (Resp, Err,
 RawJSON, v1_ok/v1_err/plain/text_response, content types), :mod:`.request` (parse_query,

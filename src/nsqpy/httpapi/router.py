@@ -8,8 +8,9 @@
   ``405 METHOD_NOT_ALLOWED`` with ``Allow`` (sorted, ``OPTIONS`` included); else ``404
   NOT_FOUND`` (both logged);
 * handlers are wrapped like ``http_api.V1`` (:data:`V1`), ``http_api.PlainText``
-  (:data:`PLAIN`) or return their own response (:data:`RAW`); an :class:`Err` becomes the
-  error response, any other exception a logged panic answered ``500 INTERNAL_ERROR``;
+  (:data:`PLAIN`; a returned :class:`Resp` is sent as is) or return their own response
+  (:data:`RAW`); an :class:`Err` becomes the error response (plain text on PLAIN routes,
+  else V1 JSON), any other exception a logged panic answered ``500 INTERNAL_ERROR``;
 * ``logged`` routes get ``http_api.Log``'s line: ``<status> <method> <uri> (<remote>)
   <duration>`` at INFO.
 """
@@ -56,8 +57,12 @@ def clean_path(p: str) -> str:
     return out
 
 
-def _escape_path(p: str) -> str:
-    return _urlquote(p.encode("utf-8", "surrogateescape"), safe="/:@!$&'()*+,;=-._~")
+_SAFE = "/:@!$&'()*+,;=-._~"
+_SAFE_GO = "/:@$&+,;=-._~"  # Go's escape(path, encodePath): ``!'()*`` escaped too
+
+
+def _escape_path(p: str, safe: str = _SAFE) -> str:
+    return _urlquote(p.encode("utf-8", "surrogateescape"), safe=safe)
 
 
 def _origin_form(raw: str) -> str:
@@ -107,12 +112,16 @@ class Router:
     logged for a connection without one (``"@"`` where unix sockets are served).
     ``close_unread_body``: close the connection, as Go does, when a handler leaves a large
     (> 256 KiB), unsized or never-continued body unread, instead of draining it.
+    ``escape_sub_delims``: percent-escape ``!'()*`` in redirect ``Location``s too, as Go's
+    ``URL.EscapedPath`` does (nsqadmin).
     """
 
-    def __init__(self, log, *, no_peer: str = "", close_unread_body: bool = True):
+    def __init__(self, log, *, no_peer: str = "", close_unread_body: bool = True,
+                 escape_sub_delims: bool = False):
         self.log = log
         self.no_peer = no_peer
         self.close_unread_body = close_unread_body
+        self._redirect_safe = _SAFE_GO if escape_sub_delims else _SAFE
         self.routes: dict = {}        # path -> {method: (handler, kind, logged)}
         self.param_routes: list = []  # [_ParamRoute]
         self.tree_methods: list = []
@@ -210,7 +219,7 @@ class Router:
             if target is None:
                 target = self._ci_fix(method, clean_path(path))
             if target is not None:
-                return _redirect(method, target, query, sep)
+                return _redirect(method, target, query, sep, self._redirect_safe)
         if method == "OPTIONS":
             allow = self._allowed(path, "OPTIONS")
             if allow:
@@ -252,7 +261,9 @@ class Router:
             if kind == V1:
                 resp = v1_ok(result)
             elif kind == PLAIN:
-                resp = plain(200, result)
+                # a PLAIN handler may build its own 200 (a static file) and still have
+                # its Err answered as plain text
+                resp = result if isinstance(result, Resp) else plain(200, result)
             else:
                 resp = result
         if logged:
@@ -262,9 +273,9 @@ class Router:
         return resp
 
 
-def _redirect(method, target, query, sep):
+def _redirect(method, target, query, sep, safe=_SAFE):
     code = 301 if method == "GET" else 307
-    url = _escape_path(target)
+    url = _escape_path(target, safe)
     if query or sep:
         url += "?" + query
     headers = {"Location": url}

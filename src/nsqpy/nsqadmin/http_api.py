@@ -1,46 +1,30 @@
-"""nsqadmin's HTTP server (spec nsqadmin.md §1-§5, §8) on aiohttp's low-level server.
-
-Routing reproduces julienschmidt/httprouter as nsqadmin configures it (all routes under
-``--base-path``; ``:param`` segments; trailing-slash and case/clean-path redirects, 301
-for GET and 307 otherwise; ``OPTIONS`` answered with ``Allow``; ``405
-METHOD_NOT_ALLOWED`` with ``Allow``; ``404 NOT_FOUND``). Handlers are wrapped like Go's
-``http_api.V1`` / ``PlainText`` and logged like ``http_api.Log``; every response is
-gzip/deflate-compressed when the request accepts it (Go's ``CompressHandler``).
+"""nsqadmin's HTTP server (spec nsqadmin.md §1-§5, §8) on the shared Go HTTP layer
+(:mod:`nsqpy.httpapi`): httprouter routing under ``--base-path``, ``http_api.V1`` /
+``PlainText`` wrapping and ``http_api.Log`` lines; every response is gzip/deflate-compressed
+when the request accepts it (Go's ``CompressHandler``).
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import gzip
-import html
 import ipaddress
-import logging
 import os
 import posixpath
-import re
-import socket
-import time
 import zlib
-from urllib.parse import quote as _urlquote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
-from aiohttp.web_server import Server
 
 from .. import NSQ_VERSION
-from ..gotime import format_duration
+from ..gojson import GoJSONError, decode_struct_body, integral_floats
+from ..httpapi import (PLAIN, RAW, TEXT_CT, V1, Err, RawJSON, Resp, Router, parse_query,
+                       read_limited, remote_addr, serve)
 from ..protocol.names import is_valid_channel_name, is_valid_topic_name
 from .clusterinfo import AllFailed
-from ..gojson import GoJSONError, decode_struct_body, integral_floats
-from ..gojson import go_json as _go_json
 from .options import OPTION_KINDS, config_value, parse_cidr
 
 __all__ = ["HTTPAPI", "start_http_server"]
-
-NSQ_CT_HEADER = "X-Nsq-Content-Type"
-NSQ_CT_VALUE = "nsq; version=1.0"
-JSON_CT = "application/json; charset=utf-8"
-TEXT_CT = "text/plain; charset=utf-8"
-HTML_CT = "text/html; charset=utf-8"
 
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(PKG_DIR, "static")
@@ -59,136 +43,12 @@ _MIME = {
     ".txt": "text/plain; charset=utf-8",
 }
 
-_quiet_logger = logging.getLogger("nsqpy.nsqadmin.http.aiohttp")
-_quiet_logger.addHandler(logging.NullHandler())
-_quiet_logger.propagate = False
 
-V1, PLAIN, INDEX, PROXY = "v1", "plain", "index", "proxy"
-
-
-def go_json(obj) -> bytes:
-    return _go_json(integral_floats(obj))
-
-
-class Err(Exception):
-    def __init__(self, code: int, text: str):
-        super().__init__(text)
-        self.code = code
-        self.text = text
-
-
-class RawJSON:
-    __slots__ = ("body",)
-
-    def __init__(self, body: bytes):
-        self.body = body
-
-
-class _Resp(web.Response):
-    """A Response without aiohttp's ``Server`` header (Go sends none)."""
-
-    async def _write_headers(self) -> None:
-        self._headers.popall("Server", None)
-        await super()._write_headers()
+INDEX = PROXY = RAW  # the index page and the graphite proxy build their own responses
 
 
 def maybe_warn(messages: list[str]) -> str:
     return "WARNING: " + "; ".join(messages) if messages else ""
-
-
-def _v1_error(code: int, text: str, extra: dict | None = None) -> _Resp:
-    headers = {"Content-Type": JSON_CT, NSQ_CT_HEADER: NSQ_CT_VALUE}
-    if extra:
-        headers.update(extra)
-    return _Resp(status=code, body=go_json({"message": text}), headers=headers)
-
-
-def _v1_ok(result) -> _Resp:
-    if result is None:
-        return _Resp(status=200, body=b"", headers={NSQ_CT_HEADER: NSQ_CT_VALUE})
-    if isinstance(result, str):
-        result = result.encode("utf-8", "surrogateescape")
-    if isinstance(result, (bytes, bytearray)):
-        headers = {NSQ_CT_HEADER: NSQ_CT_VALUE}
-        if result:
-            headers["Content-Type"] = TEXT_CT
-        return _Resp(status=200, body=bytes(result), headers=headers)
-    body = result.body if isinstance(result, RawJSON) else go_json(result)
-    return _Resp(status=200, body=body, headers={"Content-Type": JSON_CT,
-                                                 NSQ_CT_HEADER: NSQ_CT_VALUE})
-
-
-def clean_path(p: str) -> str:
-    """httprouter's CleanPath."""
-    if not p:
-        return "/"
-    if p[0] != "/":
-        p = "/" + p
-    trailing = len(p) > 1 and (p.endswith("/") or p.endswith("/.") or p.endswith("/.."))
-    parts: list[str] = []
-    for seg in p.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(seg)
-    out = "/" + "/".join(parts)
-    if trailing and out != "/":
-        out += "/"
-    return out
-
-
-def _escape_path(p: str) -> str:
-    return _urlquote(p.encode("utf-8", "surrogateescape"), safe="/:@$&+,;=-._~")
-
-
-def remote_addr(request) -> str:
-    transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    if not peer:
-        return ""
-    if isinstance(peer, (tuple, list)) and len(peer) >= 2:
-        host = peer[0]
-        if ":" in host:
-            return f"[{host}]:{peer[1]}"
-        return f"{host}:{peer[1]}"
-    return str(peer)
-
-
-# -- routing -------------------------------------------------------------------------------------
-class Route:
-    __slots__ = ("method", "pattern", "segs", "fn", "kind")
-
-    def __init__(self, method: str, pattern: str, fn, kind: str):
-        self.method = method
-        self.pattern = pattern
-        self.segs = pattern.split("/")[1:] if pattern != "/" else [""]
-        self.fn = fn
-        self.kind = kind
-
-    def match(self, segs: list[str], ci: bool = False):
-        """{param: value} or None; ``ci`` compares static segments case-insensitively."""
-        if len(segs) != len(self.segs):
-            return None
-        params = {}
-        for pat, seg in zip(self.segs, segs):
-            if pat.startswith(":"):
-                if not seg:
-                    return None
-                params[pat[1:]] = seg
-            elif pat != seg and not (ci and pat.lower() == seg.lower()):
-                return None
-        return params
-
-    def fixed(self, segs: list[str]) -> str:
-        out = [seg if pat.startswith(":") else pat for pat, seg in zip(self.segs, segs)]
-        return "/" + "/".join(out)
-
-
-def _segs(path: str) -> list[str]:
-    return path.split("/")[1:] if path != "/" else [""]
 
 
 class HTTPAPI:
@@ -198,12 +58,17 @@ class HTTPAPI:
         self.log = admin.log
         self._jinja = None
         self._static_cache: dict[str, bytes] = {}
-        self.routes: list[Route] = []
+        self.router = Router(self.log, escape_sub_delims=True)
         bp = self.opts.base_path
 
-        def add(method, p, fn, kind=V1):
-            self.routes.append(Route(method, posixpath.normpath(posixpath.join(bp, p.lstrip("/")))
-                                     if p != "/" else bp, fn, kind))
+        def add(method, p, fn, kind=V1, logged=True):
+            path = posixpath.normpath(posixpath.join(bp, p.lstrip("/"))) if p != "/" else bp
+
+            async def handler(request, query, params=None):
+                result = await fn(request, params or {})
+                return integral_floats(result) if kind == V1 else result
+
+            self.router.add(method, path, handler, kind, logged)
 
         add("GET", "/ping", self.ping, PLAIN)
         for p in ("/", "/topics", "/topics/:topic", "/topics/:topic/:channel", "/nodes",
@@ -212,7 +77,7 @@ class HTTPAPI:
         add("GET", "/static/:asset", self.static_asset, PLAIN)
         add("GET", "/fonts/:asset", self.static_asset, PLAIN)
         if self.opts.proxy_graphite:
-            add("GET", "/render", self.render_proxy, PROXY)
+            add("GET", "/render", self.render_proxy, PROXY, logged=False)
         add("GET", "/api/topics", self.topics)
         add("GET", "/api/topics/:topic", self.topic)
         add("GET", "/api/topics/:topic/:channel", self.channel)
@@ -229,117 +94,9 @@ class HTTPAPI:
         add("GET", "/api/history", self.history)  # nsqpy addition: nsqadmin's own graphs
         add("GET", "/config/:opt", self.config)
         add("PUT", "/config/:opt", self.config)
-        self.methods = sorted({r.method for r in self.routes})
-
-    # -- dispatch ----------------------------------------------------------------------------
-    def _find(self, method: str, path: str):
-        segs = _segs(path)
-        for r in self.routes:
-            if r.method == method:
-                params = r.match(segs)
-                if params is not None:
-                    return r, params
-        return None, None
-
-    def _allowed(self, path: str, req_method: str) -> str:
-        if path == "*":
-            methods = list(self.methods)
-        else:
-            segs = _segs(path)
-            methods = sorted({r.method for r in self.routes
-                              if r.method != req_method and r.match(segs) is not None})
-        if not methods:
-            return ""
-        return ", ".join(sorted(methods + ["OPTIONS"]))
-
-    def _fix_path(self, method: str, path: str) -> str | None:
-        """findCaseInsensitivePath(CleanPath(path), fixTrailingSlash=true)."""
-        cands = [path]
-        if len(path) > 1:
-            cands.append(path[:-1] if path.endswith("/") else path + "/")
-        for cand in cands:
-            segs = _segs(cand)
-            for r in self.routes:
-                if r.method == method and r.match(segs, ci=True) is not None:
-                    return r.fixed(segs)
-        return None
 
     async def handle(self, request):
-        resp = await self._handle(request)
-        return self._compress(request, resp)
-
-    async def _handle(self, request):
-        start = time.perf_counter_ns()
-        raw = request.raw_path
-        path = raw.partition("?")[0]
-        if "%" in path:
-            path = unquote(path, errors="surrogateescape")
-        method = request.method
-        route, params = self._find(method, path)
-        if route is not None:
-            return await self._dispatch(request, route, params, start)
-        if method != "CONNECT" and path != "/" and method in self.methods:
-            target = None
-            if len(path) > 1:
-                alt = path[:-1] if path.endswith("/") else path + "/"
-                if self._find(method, alt)[0] is not None:
-                    target = alt
-            if target is None:
-                target = self._fix_path(method, clean_path(path))
-            if target is not None:
-                return self._redirect(method, target, request.query_string)
-        if method == "OPTIONS":
-            allow = self._allowed(path, "OPTIONS")
-            if allow:
-                return _Resp(status=200, body=b"", headers={"Allow": allow})
-        else:
-            allow = self._allowed(path, method)
-            if allow:
-                self._log(request, 405, start)
-                return _v1_error(405, "METHOD_NOT_ALLOWED", {"Allow": allow})
-        self._log(request, 404, start)
-        return _v1_error(404, "NOT_FOUND")
-
-    @staticmethod
-    def _redirect(method: str, target: str, query: str):
-        code = 301 if method == "GET" else 307
-        url = _escape_path(target)
-        if query:
-            url += "?" + query
-        headers = {"Location": url}
-        body = b""
-        if method in ("GET", "HEAD"):
-            headers["Content-Type"] = HTML_CT
-            body = (f'<a href="{html.escape(url, quote=True).replace("&#x27;", "&#39;")}">'
-                    f'{"Moved Permanently" if code == 301 else "Temporary Redirect"}'
-                    f'</a>.\n\n').encode()
-        return _Resp(status=code, body=body, headers=headers)
-
-    def _log(self, request, status: int, start: int) -> None:
-        self.log.info(f"{status} {request.method} {request.raw_path} ({remote_addr(request)}) "
-                      f"{format_duration(time.perf_counter_ns() - start)}")
-
-    async def _dispatch(self, request, route: Route, params: dict, start: int):
-        kind = route.kind
-        if kind == PROXY:
-            return await route.fn(request, params)
-        status = 200
-        try:
-            result = await route.fn(request, params)
-        except Err as e:
-            status = e.code
-            resp = _plain(e.code, e.text) if kind == PLAIN else _v1_error(e.code, e.text)
-        except Exception as e:  # noqa: BLE001 - a handler panic
-            self.log.error(f"panic in HTTP handler - {e!r}")
-            status = 500
-            resp = _v1_error(500, "INTERNAL_ERROR")
-        else:
-            if kind == V1:
-                resp = _v1_ok(result)
-            else:
-                resp = result
-        self._log(request, status, start)
-        return resp
+        return self._compress(request, await self.router.handle(request))
 
     # -- compression (Go's CompressHandler) --------------------------------------------------
     @staticmethod
@@ -410,7 +167,7 @@ class HTTPAPI:
 
     # -- simple routes ----------------------------------------------------------------------
     async def ping(self, request, params):
-        return _plain(200, "OK")
+        return "OK"
 
     def _template(self):
         if self._jinja is None:
@@ -443,7 +200,7 @@ class HTTPAPI:
             "history_window": self.admin.history.window,
         }
         text = self._template().render(**ctx)
-        return _Resp(status=200, body=text.encode("utf-8"),
+        return Resp(status=200, body=text.encode("utf-8"),
                      headers={"Content-Type": "text/html"})
 
     async def static_asset(self, request, params):
@@ -463,7 +220,7 @@ class HTTPAPI:
                 self._static_cache[name] = data
         ext = os.path.splitext(name)[1].lower()
         ct = _MIME.get(ext, TEXT_CT)
-        return _Resp(status=200, body=data, headers={"Content-Type": ct})
+        return Resp(status=200, body=data, headers={"Content-Type": ct})
 
     async def render_proxy(self, request, params):
         """Reverse proxy to --graphite-url (scheme and host from the URL, basic auth too)."""
@@ -483,11 +240,11 @@ class HTTPAPI:
                 "GET", target, headers=headers, accept=False)
         except Exception as e:  # noqa: BLE001
             self.log.error(f"http: proxy error: {e}")
-            return _Resp(status=502, body=b"")
+            return Resp(status=502, body=b"")
         out = {k: v for k, v in rhdrs.items()
                if k.lower() not in ("content-length", "content-encoding", "transfer-encoding",
                                     "connection", "keep-alive", "server", "date")}
-        return _Resp(status=status, reason=reason or None, body=body, headers=out)
+        return Resp(status=status, reason=reason or None, body=body, headers=out)
 
     # -- read API --------------------------------------------------------------------------
     async def topics(self, request, params):
@@ -618,7 +375,7 @@ class HTTPAPI:
 
     async def graphite(self, request, params):
         try:
-            query = _parse_query(request.query_string)
+            query = parse_query(request.query_string)
         except ValueError:
             raise Err(400, "INVALID_REQUEST") from None
         if query.get("metric") != "rate":
@@ -811,69 +568,6 @@ class HTTPAPI:
         return RawJSON(body)
 
 
-async def read_limited(request, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the request body (io.LimitReader + io.ReadAll)."""
-    content = request.content
-    chunks = []
-    total = 0
-    while total < limit:
-        chunk = await content.read(limit - total)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
-
-
-def _plain(code: int, text) -> _Resp:
-    if isinstance(text, str):
-        text = text.encode("utf-8", "surrogateescape")
-    return _Resp(status=code, body=text, headers={"Content-Type": TEXT_CT} if text else None)
-
-
-_BAD_PCT_RE = re.compile(r"%(?![0-9a-fA-F]{2})")
-
-
-def _parse_query(qs: str) -> dict:
-    """Go's url.ParseQuery, first value per key; ValueError on a bad escape or ``;``."""
-    out: dict = {}
-    for part in qs.split("&") if qs else ():
-        if not part:
-            continue
-        if ";" in part:
-            raise ValueError("invalid semicolon separator in query")
-        k, _, v = part.partition("=")
-        for s in (k, v):
-            if _BAD_PCT_RE.search(s):
-                raise ValueError("invalid URL escape")
-        k = unquote(k.replace("+", " "))
-        v = unquote(v.replace("+", " "))
-        out.setdefault(k, v)
-    return out
-
-
-class HTTPServerHandle:
-    def __init__(self, server, web_server, api):
-        self.server = server
-        self.web_server = web_server
-        self.api = api
-
-    async def close(self) -> None:
-        self.server.close()
-        try:
-            await self.web_server.shutdown(1.0)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            await asyncio.wait_for(self.server.wait_closed(), 2.0)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
-            pass
-
-
-async def start_http_server(admin, sock: socket.socket) -> HTTPServerHandle:
+async def start_http_server(admin, sock) -> object:
     api = HTTPAPI(admin)
-    web_server = Server(api.handle, access_log=None, logger=_quiet_logger,
-                        keepalive_timeout=75.0, max_line_size=1 << 16, max_field_size=1 << 16)
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(web_server, sock=sock, backlog=1024)
-    return HTTPServerHandle(server, web_server, api)
+    return await serve(api.handle, sock=sock, api=api)

@@ -74,7 +74,7 @@ class Notifier:
     def notify(self, action: str, topic: str, channel: str, node: str, request) -> None:
         if not self.admin.opts.notification_http_endpoint:
             return
-        from .http_api import remote_addr
+        from ..httpapi import remote_addr
         doc = admin_action(action, topic, channel, node, request, remote_addr(request), self.via)
         if self.queue is None:
             self.queue = asyncio.Queue()
