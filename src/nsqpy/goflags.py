@@ -398,6 +398,8 @@ _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"
 
 def go_json_string(s: str) -> str:
     """A string as Go's ``encoding/json`` writes it (HTML-safe escapes, UTF-8 kept)."""
+    if s.isascii() and s.isprintable() and not any(c in s for c in '"\\<>&'):
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         e = _JSON_ESCAPES.get(ch)

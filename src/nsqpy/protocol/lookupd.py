@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ..goflags import go_json_string
 from .names import is_valid_channel_name, is_valid_topic_name
 
 __all__ = [
@@ -385,28 +386,7 @@ def parse_identify_body(body: bytes) -> dict:
 # JSON the Go way (compact, sorted map keys, HTML-safe escapes)
 # ---------------------------------------------------------------------------
 
-_JSON_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-             "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-             "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def go_json_str(s: str) -> str:
-    """A string as Go's encoding/json writes it."""
-    if s.isascii() and s.isprintable() and not any(c in s for c in '"\\<>&'):
-        return '"' + s + '"'
-    out = ['"']
-    for ch in s:
-        e = _JSON_ESC.get(ch)
-        if e is not None:
-            out.append(e)
-        elif ch < " ":
-            out.append("\\u%04x" % ord(ch))
-        elif "\ud800" <= ch <= "\udfff":
-            out.append("\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+go_json_str = go_json_string      # one Go-JSON string encoder for the project
 
 
 def identify_response(broadcast_address: str, hostname: str, http_port: int, tcp_port: int,
