@@ -107,39 +107,31 @@ class _Scanner:
     def eof(self) -> GoJSONError:
         return GoJSONError("unexpected EOF")
 
-    def value(self) -> None:
+    def next_char(self) -> str:
+        """The next non-space character (not consumed); EOF is an error."""
         self.skip_ws()
         if self.i >= self.n:
             raise self.eof()
-        c = self.s[self.i]
+        return self.s[self.i]
+
+    def value(self) -> None:
+        c = self.next_char()
         if c == "{":
             self.i += 1
-            self.skip_ws()
-            if self.i >= self.n:
-                raise self.eof()
-            if self.s[self.i] == "}":
+            if self.next_char() == "}":
                 self.i += 1
                 return
             while True:
-                self.skip_ws()
-                if self.i >= self.n:
-                    raise self.eof()
-                c = self.s[self.i]
+                c = self.next_char()
                 if c != '"':
                     raise self.err_char(c, "looking for beginning of object key string")
                 self.string()
-                self.skip_ws()
-                if self.i >= self.n:
-                    raise self.eof()
-                c = self.s[self.i]
+                c = self.next_char()
                 if c != ":":
                     raise self.err_char(c, "after object key")
                 self.i += 1
                 self.value()
-                self.skip_ws()
-                if self.i >= self.n:
-                    raise self.eof()
-                c = self.s[self.i]
+                c = self.next_char()
                 if c == ",":
                     self.i += 1
                     continue
@@ -149,18 +141,12 @@ class _Scanner:
                 raise self.err_char(c, "after object key:value pair")
         if c == "[":
             self.i += 1
-            self.skip_ws()
-            if self.i >= self.n:
-                raise self.eof()
-            if self.s[self.i] == "]":
+            if self.next_char() == "]":
                 self.i += 1
                 return
             while True:
                 self.value()
-                self.skip_ws()
-                if self.i >= self.n:
-                    raise self.eof()
-                c = self.s[self.i]
+                c = self.next_char()
                 if c == ",":
                     self.i += 1
                     continue
