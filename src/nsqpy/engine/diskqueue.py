@@ -19,13 +19,7 @@ are serialised by ``_sync_lock``.  Rolling to a new write file does no fsync on 
 thread: the old file's fd is kept and fsynced by the next sync() (``sync_due()`` turns
 True at once, as go-diskqueue syncs at every roll).
 
-Whenever the file numbers change (roll, read file finished, error recovery, first
-record of a fresh/emptied queue) the metadata is rewritten at once without fsync
-(write temp file + rename, ~tens of µs), before any record reaches a new write file.
-A process killed before the following sync() thus never leaves records in a file the
-metadata doesn't know about: at restart the stale-metadata rule moves the writer past
-them and the reader recovers them.  Metadata snapshots are numbered so an older one
-never replaces a newer one.
+Metadata reading and (quick / synced) persistence: see :mod:`.diskqueue_meta`.
 
 Writes are buffered in memory (one buffer per data file that still has unwritten
 records) and handed to the OS by a single ``pwrite`` when
@@ -49,10 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
-import re
 import struct
 import threading
+
+from .diskqueue_meta import DiskQueueMetadata
 
 __all__ = ["DiskQueue", "DiskQueueError", "WRITE_BUFFER_SIZE", "READ_BUFFER_SIZE"]
 
@@ -68,9 +62,6 @@ _pwrite = os.pwrite
 _fsync = os.fsync
 
 _get_running_loop = asyncio._get_running_loop
-
-_META_RE = re.compile(
-    rb"[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)(?:\n|\Z)")
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -95,14 +86,8 @@ def _noop_log(level: str, msg: str) -> None:
     pass
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
-
-class DiskQueue:
+class DiskQueue(DiskQueueMetadata):
     def __init__(self, name: str, data_path: str, max_bytes_per_file: int, min_msg_size: int,
                  max_msg_size: int, sync_every: int, sync_timeout: float, log=None):
         self.name = name
@@ -157,52 +142,8 @@ class DiskQueue:
     def _file_name(self, num: int) -> str:
         return os.path.join(self.data_path, "%s.diskqueue.%06d.dat" % (self.name, num))
 
-    def metadata_file_name(self) -> str:
-        return self._meta_path
-
     def file_name(self, num: int) -> str:
         return self._file_name(num)
-
-    # -- startup ----------------------------------------------------------------------------
-    def _retrieve_metadata(self) -> None:
-        log = self._log
-        try:
-            with open(self._meta_path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raw = None
-            self._meta_stale = True     # fresh queue: persist before the first record lands
-        except OSError as e:
-            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
-            raw = None
-        if raw is not None:
-            m = _META_RE.match(raw)
-            if m is None:
-                log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - "
-                             f"cannot parse {raw[:64]!r} as \"%d\\n%d,%d\\n%d,%d\\n\"")
-                self._meta_stale = True
-            else:
-                self._depth, self._rfn, self._rpos, self._wfn, self._wpos = (
-                    int(g) for g in m.groups())
-
-        # metadata not synced at the last shutdown (crash): the write file may hold more
-        # than writePos says.  Never overwrite it: write to a new file, the reader
-        # salvages the old one up to its real size.  (Also applied when the metadata
-        # was missing or unreadable and we start from zero.)
-        fn = self._file_name(self._wfn)
-        try:
-            size = os.stat(fn).st_size
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
-            return
-        if self._wpos < size:
-            log("WARNING", f"DISKQUEUE({self.name}) {fn} metadata writePos {self._wpos} "
-                           f"< file size of {size}, skipping to new file")
-            self._wfn += 1
-            self._wpos = 0
-            self._meta_stale = True
 
     # -- status -----------------------------------------------------------------------------
     @property
@@ -764,60 +705,8 @@ class DiskQueue:
                 self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
                 raise
 
-    def _write_meta_tmp(self, meta: bytes, fsync: bool) -> str:
-        tmp = "%s.%d.tmp" % (self._meta_path, random.getrandbits(63))
-        fd = os.open(tmp, _OPEN_FLAGS | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, meta)
-            if fsync:
-                _fsync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink_quietly(tmp)
-            raise
-        os.close(fd)
-        return tmp
-
-    def _persist_metadata(self, meta: bytes, gen: int, seq: int) -> None:
-        tmp = self._write_meta_tmp(meta, True)
-        try:
-            with self._lock:
-                if gen == self._gen and not self._deleted and seq > self._meta_renamed:
-                    os.replace(tmp, self._meta_path)
-                    self._meta_renamed = seq
-                    tmp = None
-        finally:
-            if tmp is not None:
-                _unlink_quietly(tmp)
-
-    def _persist_quick_locked(self) -> None:
-        """Persist the metadata now, without fsync, on the loop thread (under _lock).
-
-        Done whenever the file numbers change (write file rolled, read file finished,
-        error recovery), before any record reaches the new write file: if the process
-        dies before the next sync(), the metadata still names the newest write file, so
-        at restart the stale-metadata rule moves the writer past it instead of
-        overwriting records (go-diskqueue persists synchronously at these points; the
-        fsync is left to the sync() that sync_due() asks for).  writePos is the part of
-        the write file already handed to the OS."""
-        self._meta_stale = False
-        if self._deleted or self._closed:
-            return
-        meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
-                                         self._wfn, self._w.flushed)
-        self._meta_seq += 1
-        seq = self._meta_seq
-        try:
-            tmp = self._write_meta_tmp(meta, False)
-            try:
-                os.replace(tmp, self._meta_path)
-            except BaseException:
-                _unlink_quietly(tmp)
-                raise
-        except OSError as e:
-            self._log("ERROR", f"DISKQUEUE({self.name}) failed to persist metadata - {e}")
-            return
-        self._meta_renamed = seq
+    def _fsync_meta(self, fd: int) -> None:
+        _fsync(fd)      # through the module-level indirection (tests inject failures)
 
     def __repr__(self) -> str:
         return (f"<DiskQueue {self.name!r} depth={self._depth} read={self._rfn},{self._rpos} "

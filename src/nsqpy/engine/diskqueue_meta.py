@@ -1,0 +1,138 @@
+"""DiskQueue metadata: the ``<name>.diskqueue.meta.dat`` file (``"%d\\n%d,%d\\n%d,%d\\n"``:
+depth, readFileNum,readPos, writeFileNum,writePos), read leniently at startup and
+persisted atomically (temp file, optional fsync, rename).
+
+Whenever the file numbers change (roll, read file finished, error recovery, first
+record of a fresh/emptied queue) the metadata is rewritten at once without fsync
+(write temp file + rename, ~tens of µs), before any record reaches a new write file.
+A process killed before the following sync() thus never leaves records in a file the
+metadata doesn't know about: at restart the stale-metadata rule moves the writer past
+them and the reader recovers them.  Metadata snapshots are numbered so an older one
+never replaces a newer one.
+
+``DiskQueueMetadata`` is a mixin for :class:`nsqpy.engine.diskqueue.DiskQueue`; it uses
+the queue's state and locks and calls ``self._fsync_meta`` for the temp-file fsync."""
+from __future__ import annotations
+
+import os
+import random
+import re
+
+META_RE = re.compile(
+    rb"[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)\n[ \t]*([+-]?\d+),[ \t]*([+-]?\d+)(?:\n|\Z)")
+
+_TMP_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | os.O_TRUNC
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class DiskQueueMetadata:
+    """Reading and persisting a DiskQueue's metadata file."""
+
+    def metadata_file_name(self) -> str:
+        return self._meta_path
+
+    def _fsync_meta(self, fd: int) -> None:
+        os.fsync(fd)
+
+    # -- startup ----------------------------------------------------------------------------
+    def _retrieve_metadata(self) -> None:
+        log = self._log
+        try:
+            with open(self._meta_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = None
+            self._meta_stale = True     # fresh queue: persist before the first record lands
+        except OSError as e:
+            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
+            raw = None
+        if raw is not None:
+            m = META_RE.match(raw)
+            if m is None:
+                log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - "
+                             f"cannot parse {raw[:64]!r} as \"%d\\n%d,%d\\n%d,%d\\n\"")
+                self._meta_stale = True
+            else:
+                self._depth, self._rfn, self._rpos, self._wfn, self._wpos = (
+                    int(g) for g in m.groups())
+
+        # metadata not synced at the last shutdown (crash): the write file may hold more
+        # than writePos says.  Never overwrite it: write to a new file, the reader
+        # salvages the old one up to its real size.  (Also applied when the metadata
+        # was missing or unreadable and we start from zero.)
+        fn = self._file_name(self._wfn)
+        try:
+            size = os.stat(fn).st_size
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log("ERROR", f"DISKQUEUE({self.name}) failed to retrieveMetaData - {e}")
+            return
+        if self._wpos < size:
+            log("WARNING", f"DISKQUEUE({self.name}) {fn} metadata writePos {self._wpos} "
+                           f"< file size of {size}, skipping to new file")
+            self._wfn += 1
+            self._wpos = 0
+            self._meta_stale = True
+
+    # -- persistence ------------------------------------------------------------------------
+    def _write_meta_tmp(self, meta: bytes, fsync: bool) -> str:
+        tmp = "%s.%d.tmp" % (self._meta_path, random.getrandbits(63))
+        fd = os.open(tmp, _TMP_FLAGS, 0o600)
+        try:
+            os.write(fd, meta)
+            if fsync:
+                self._fsync_meta(fd)
+        except BaseException:
+            os.close(fd)
+            unlink_quietly(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _persist_metadata(self, meta: bytes, gen: int, seq: int) -> None:
+        tmp = self._write_meta_tmp(meta, True)
+        try:
+            with self._lock:
+                if gen == self._gen and not self._deleted and seq > self._meta_renamed:
+                    os.replace(tmp, self._meta_path)
+                    self._meta_renamed = seq
+                    tmp = None
+        finally:
+            if tmp is not None:
+                unlink_quietly(tmp)
+
+    def _persist_quick_locked(self) -> None:
+        """Persist the metadata now, without fsync, on the loop thread (under _lock).
+
+        Done whenever the file numbers change (write file rolled, read file finished,
+        error recovery), before any record reaches the new write file: if the process
+        dies before the next sync(), the metadata still names the newest write file, so
+        at restart the stale-metadata rule moves the writer past it instead of
+        overwriting records (go-diskqueue persists synchronously at these points; the
+        fsync is left to the sync() that sync_due() asks for).  writePos is the part of
+        the write file already handed to the OS."""
+        self._meta_stale = False
+        if self._deleted or self._closed:
+            return
+        meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
+                                         self._wfn, self._w.flushed)
+        self._meta_seq += 1
+        seq = self._meta_seq
+        try:
+            tmp = self._write_meta_tmp(meta, False)
+            try:
+                os.replace(tmp, self._meta_path)
+            except BaseException:
+                unlink_quietly(tmp)
+                raise
+        except OSError as e:
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to persist metadata - {e}")
+            return
+        self._meta_renamed = seq
