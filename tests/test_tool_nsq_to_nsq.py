@@ -183,11 +183,12 @@ def test_source_restart_is_survived(mk, nsqd_factory, tools, tmp_path):
                  f"--destination-nsqd-tcp-address={tcp(dst)}", *FAST)
     publish(src, "ss", [b"one"])
     wait_until(lambda: topic_count(dst, "ss") == 1, msg="first relayed")
+    wait_drained(src, "ss")      # its FIN reached the source, or the restart redelivers it
     src.stop()
     tool.wait_for_log("connection closed")
     src2 = nsqd_factory(f"--tcp-address=127.0.0.1:{port}", data_path=data)
     publish(src2, "ss", [b"two"])
-    wait_until(lambda: topic_count(dst, "ss") == 2, timeout=8, msg="second relayed")
+    wait_until(lambda: topic_count(dst, "ss") == 2, timeout=15, msg="second relayed")
     assert sorted(read_messages(dst, "ss", 2)) == [b"one", b"two"]
     assert_clean_exit(tool)
 
