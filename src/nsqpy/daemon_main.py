@@ -74,6 +74,23 @@ def check_config_log_level(cfg: dict, error: Callable[[str], Exception]) -> None
 
 
 # -- main ------------------------------------------------------------------------------------------
+def parse_flags_and_config(fs: FlagSet, argv, app: str, options_error) -> tuple[dict, str]:
+    """Upstream main's order: flags, ``--version`` (FlagExit to stdout), ``--config``
+    loading, the config's ``log_level`` check, then resolution.  Returns the resolved
+    values and the config path."""
+    from . import version_string
+    from .configfile import load_config_file, resolve
+    values, explicit, _positional = fs.parse(argv)
+    if values["version"]:
+        raise FlagExit(0, version_string(app) + "\n", stream="stdout")
+    cfg: dict = {}
+    config_path = values["config"]
+    if config_path:
+        cfg = load_config_file(config_path)
+    check_config_log_level(cfg, options_error)
+    return resolve(fs, values, explicit, cfg), config_path
+
+
 def parse_or_exit(parse: Callable, argv, errors, report: Callable[[Exception], None]):
     """``parse(argv)`` (``argv`` defaults to ``sys.argv[1:]``). A FlagExit prints its
     message and exits with its code; an exception of type ``errors`` is ``report``-ed,

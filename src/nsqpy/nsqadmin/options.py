@@ -12,9 +12,8 @@ import posixpath
 import socket
 from dataclasses import dataclass, field, fields
 
-from .. import version_string
-from ..configfile import ConfigError, go_os_error, load_config_file, resolve
-from ..daemon_main import check_config_log_level, define_log_level
+from ..configfile import ConfigError, go_os_error
+from ..daemon_main import define_log_level, parse_flags_and_config
 from ..goflags import FlagExit, FlagSet, go_json_string
 from ..gotime import SECOND
 from ..log import parse_log_level
@@ -145,15 +144,7 @@ def parse_nsqadmin_options(argv: list[str]) -> Options:
     (:func:`validate_nsqadmin_options`).
     """
     fs = nsqadmin_flagset()
-    values, explicit, _positional = fs.parse(argv)
-    if values["version"]:
-        raise FlagExit(0, version_string("nsqadmin") + "\n", stream="stdout")
-    cfg: dict = {}
-    config_path = values["config"]
-    if config_path:
-        cfg = load_config_file(config_path)
-    check_config_log_level(cfg, OptionsError)
-    resolved = resolve(fs, values, explicit, cfg)
+    resolved, config_path = parse_flags_and_config(fs, argv, "nsqadmin", OptionsError)
     opts = Options(config_file=config_path)
     for f in fields(Options):
         if f.name in OPTION_KINDS:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .. import version_string
-from ..configfile import ConfigError, load_config_file, resolve
-from ..daemon_main import check_config_log_level, define_log_level, os_hostname
+from ..configfile import ConfigError
+from ..daemon_main import define_log_level, parse_flags_and_config, os_hostname
 from ..goflags import FlagExit, FlagSet
 from ..gotime import SECOND
 
@@ -82,15 +81,7 @@ def parse_nsqlookupd_options(argv: list[str], hostname: str | None = None) -> Op
     """
     host = hostname if hostname is not None else os_hostname()
     fs = nsqlookupd_flagset(host)
-    values, explicit, _positional = fs.parse(argv)
-    if values["version"]:
-        raise FlagExit(0, version_string("nsqlookupd") + "\n", stream="stdout")
-    cfg: dict = {}
-    config_path = values["config"]
-    if config_path:
-        cfg = load_config_file(config_path)
-    check_config_log_level(cfg, OptionsError)
-    resolved = resolve(fs, values, explicit, cfg)
+    resolved, config_path = parse_flags_and_config(fs, argv, "nsqlookupd", OptionsError)
     opts = Options(hostname=host, config_file=config_path)
     for f in fields(Options):
         if f.name in OPTION_KEYS:
