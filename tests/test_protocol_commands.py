@@ -388,6 +388,25 @@ def test_fin_id_is_not_checked_for_hex():
     assert parse(b"FIN " + b"\xff" * 16 + b"\n") == [Fin(b"\xff" * 16)]
 
 
+def test_fin_id_with_a_space_is_invalid_message_id():
+    assert error(b"FIN 01234567 89abcde\n") == b"E_INVALID invalid message ID"
+
+
+def test_fin_15_byte_id_before_crlf_is_invalid_message_id():
+    assert error(b"FIN " + MID[:15] + b"\r\n") == b"E_INVALID invalid message ID"
+
+
+def test_fin_runs_precheck():
+    seen = []
+    assert parse(b"FIN " + MID + b"\n", precheck=lambda name, params: seen.append(name)) \
+        == [Fin(MID)]
+    assert seen == [b"FIN"]
+
+
+def test_fin_with_crlf_parses_message_id():
+    assert parse(b"FIN " + MID + b"\r\n") == [Fin(MID)]
+
+
 def test_touch_parses_message_id():
     assert parse(b"TOUCH " + MID + b"\n") == [Touch(MID)]
 

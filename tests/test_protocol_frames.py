@@ -13,7 +13,7 @@ from nsqpy.protocol import (
     encode_frame, encode_message, encode_message_frame, encode_response, go_quote,
     is_ephemeral, is_valid_channel_name, is_valid_topic_name,
 )
-from nsqpy.protocol.ids import TWEPOCH
+from nsqpy.protocol.ids import SEQ_HEX, TWEPOCH
 
 MID = b"0123456789abcdef"
 
@@ -232,6 +232,43 @@ def test_id_sequence_exhaustion_raises_then_recovers_next_unit():
         g.next_id()
     clock.ns += 1 << 20
     assert int(g.next_id(), 16) & 0xFFF == 0
+
+
+def _reserved_ids(g, n):
+    prefix, first, count = g.reserve(n)
+    return [prefix + SEQ_HEX[first + i] for i in range(count)]
+
+
+def test_id_reserve_gives_the_ids_next_id_would():
+    clock_a, clock_b = FakeClock((TWEPOCH + 7) << 20), FakeClock((TWEPOCH + 7) << 20)
+    a, b = IDGenerator(517, clock=clock_a), IDGenerator(517, clock=clock_b)
+    for step in (1, 5, 200, 3):
+        assert _reserved_ids(a, step) == [b.next_id() for _ in range(step)]
+    clock_a.ns += 1 << 20
+    clock_b.ns += 1 << 20
+    assert _reserved_ids(a, 10) == [b.next_id() for _ in range(10)]
+
+
+def test_id_reserve_stops_at_the_end_of_the_time_unit():
+    clock = FakeClock((TWEPOCH + 9) << 20)
+    g = IDGenerator(3, clock=clock)
+    ids = _reserved_ids(g, 4000) + _reserved_ids(g, 4000)
+    assert len(ids) == 4096 and [int(i, 16) & 0xFFF for i in ids] == list(range(4096))
+    with pytest.raises(IDGenerationError):
+        g.reserve(1)
+    with pytest.raises(IDGenerationError):  # same unit: would go backwards, like next_id
+        g.reserve(1)
+    clock.ns += 1 << 20
+    assert [int(i, 16) & 0xFFF for i in _reserved_ids(g, 2)] == [0, 1]
+
+
+def test_id_reserve_refuses_a_clock_going_backwards():
+    clock = FakeClock((TWEPOCH + 9) << 20)
+    g = IDGenerator(3, clock=clock)
+    g.reserve(3)
+    clock.ns -= 1 << 20
+    with pytest.raises(IDGenerationError):
+        g.reserve(1)
 
 
 def test_id_generator_rejects_node_id_out_of_range():

@@ -1,6 +1,7 @@
 """A channel: one queue of a topic, load-balanced over its consumers.
 
-Messages go straight to a ready consumer when there is one, else to the memory queue
+Messages (next-delivery frames, see :mod:`.message`) go straight to a ready consumer
+when there is one, else to the memory queue
 (up to ``--mem-queue-size``), else to the disk queue.  In-flight messages wait in a
 timing wheel of 100 ms buckets (the scan interval, so no precision is lost); deferred
 messages in a heap ordered by due time.
@@ -12,9 +13,13 @@ from time import monotonic
 
 from .backend import BackendError
 from .consumer import STATE_SUBSCRIBED
-from .message import Message
+from .message import frame_timestamp, from_record, next_delivery, to_record
 
 TICKS_PER_SECOND = 10          # in-flight timeouts are checked every 100 ms (QUEUE_SCAN_INTERVAL)
+
+# An in-flight message is a tuple (a class instance costs ~10x more to make):
+# (the frame sent, monotonic delivery time, the consumer holding it, its timeout tick)
+FRAME, DELIVERED, CONSUMER, TICK = range(4)
 
 
 class ChannelError(Exception):
@@ -36,10 +41,10 @@ class Channel:
         self.backend = broker.make_backend(f"{topic.name}:{name}", self.ephemeral or topic.ephemeral)
         self.consumers = {}            # consumer -> None (insertion-ordered set)
         self.ready = {}                # consumers that may take a message now
-        self.in_flight = {}            # msg id -> Message
-        self.timeouts = {}             # tick -> {msg id -> Message}
+        self.in_flight = {}            # msg id -> in-flight entry (FRAME, DELIVERED, CONSUMER, TICK)
+        self.timeouts = {}             # tick -> {msg id -> in-flight entry}
         self.scan_tick = int(monotonic() * TICKS_PER_SECOND)
-        self.deferred = []             # heap of (due monotonic, seq, Message)
+        self.deferred = []             # heap of (due monotonic, seq, frame)
         self.deferred_seq = 0
         self.paused = False
         self.exiting = False
@@ -63,33 +68,73 @@ class Channel:
         return len(self.deferred)
 
     # -- putting messages ----------------------------------------------------------------
-    def put(self, msg: Message) -> None:
-        """A message from the topic: deliver, queue, or defer (DPUB)."""
+    def put(self, frame: bytes, defer_ms: int = 0) -> None:
+        """A message (its next-delivery frame, see :mod:`.message`) from the topic:
+        deliver, queue, or defer (DPUB)."""
         self.message_count += 1
-        if msg.defer_ms:
-            self._defer(msg, msg.defer_ms)
+        if defer_ms:
+            self._defer(frame, defer_ms)
         else:
-            self._put(msg)
+            self._put(frame)
 
-    def _put(self, msg: Message) -> None:
-        if self.ready and self.direct_ok and not self.paused:
-            self._deliver(msg)
-        elif len(self.memory) < self.mem_queue_size:
-            self.memory.append(msg)
-        else:
+    def put_many(self, frames) -> None:
+        """A batch from the topic (MPUB): one call instead of one per message."""
+        self.message_count += len(frames)
+        if self.paused or not self.direct_ok:
+            for frame in frames:
+                self._put(frame)
+            return
+        ready = self.ready
+        memory = self.memory
+        for frame in frames:
+            if ready:
+                self._deliver(frame)
+            elif len(memory) < self.mem_queue_size:
+                memory.append(frame)
+            else:
+                self._to_backend(frame)
+
+    def put_record(self, record: bytes) -> None:
+        """A message the topic read from its disk queue: when it would only be written
+        to this channel's disk queue, it goes there as it is (no conversion)."""
+        if (self.ready and self.direct_ok and not self.paused) or \
+                len(self.memory) < self.mem_queue_size:
             try:
-                self.backend.put(msg.encode())
-            except BackendError as e:
-                self.broker.log.error(
-                    f"CHANNEL({self.name}): failed to write message to backend - {e}")
+                frame = from_record(record)
+            except ValueError as e:
+                self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
+                return
+            self.put(frame)
+            return
+        self.message_count += 1
+        try:
+            self.backend.put(record)
+        except BackendError as e:
+            self.broker.log.error(
+                f"CHANNEL({self.name}): failed to write message to backend - {e}")
 
-    def _defer(self, msg: Message, delay_ms: int) -> None:
+    def _put(self, frame: bytes) -> None:
+        if self.ready and self.direct_ok and not self.paused:
+            self._deliver(frame)
+        elif len(self.memory) < self.mem_queue_size:
+            self.memory.append(frame)
+        else:
+            self._to_backend(frame)
+
+    def _to_backend(self, frame: bytes) -> None:
+        try:
+            self.backend.put(to_record(frame))
+        except BackendError as e:
+            self.broker.log.error(
+                f"CHANNEL({self.name}): failed to write message to backend - {e}")
+
+    def _defer(self, frame: bytes, delay_ms: int) -> None:
         self.deferred_seq += 1
-        heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, msg))
+        heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, frame))
         self.broker.scan_set.add(self)
 
     # -- delivery -------------------------------------------------------------------------
-    def _deliver(self, msg: Message) -> None:
+    def _deliver(self, frame: bytes) -> None:
         ready = self.ready
         c = next(iter(ready))
         if len(ready) > 1:             # round robin over ready consumers
@@ -98,27 +143,25 @@ class Channel:
         if c.sample_rate and random.randint(0, 99) > c.sample_rate:
             return                     # sampled out: lost for this channel, like upstream
         now = monotonic()
-        msg.attempts += 1
-        msg.deliver_ts = now
-        msg.consumer = c
         tick = int((now + c.msg_timeout) * TICKS_PER_SECOND) + 1
-        msg.tick = tick
+        msg_id = frame[18:34]
+        entry = (frame, now, c, tick)
         bucket = self.timeouts.get(tick)
         if bucket is None:
-            self.timeouts[tick] = {msg.id: msg}
+            self.timeouts[tick] = {msg_id: entry}
             self.broker.scan_set.add(self)     # a new bucket: make sure the scanner looks here
         else:
-            bucket[msg.id] = msg
-        self.in_flight[msg.id] = msg
+            bucket[msg_id] = entry
+        self.in_flight[msg_id] = entry
         c.in_flight += 1
         c.message_count += 1
         if c.in_flight >= c.rdy:
             c.ready = False
             del ready[c]
-            c.send_message(msg)
+            c.send_frame(frame)
             c.flush()
         else:
-            c.send_message(msg)
+            c.send_frame(frame)
 
     def pump(self) -> None:
         """Hand queued messages to ready consumers until one side runs out."""
@@ -129,17 +172,21 @@ class Channel:
                 self._from_backend = False
                 data = backend.get()
                 if data is not None:
-                    msg = Message.decode(data)
+                    try:
+                        frame = from_record(data)
+                    except ValueError as e:
+                        self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
+                        continue
                 elif memory:                 # the disk queue cannot read right now
-                    msg = memory.popleft()
+                    frame = memory.popleft()
                 else:
                     return
             elif memory:
                 self._from_backend = True
-                msg = memory.popleft()
+                frame = memory.popleft()
             else:
                 return
-            self._deliver(msg)
+            self._deliver(frame)
 
     # -- consumers ------------------------------------------------------------------------
     def add_consumer(self, c) -> None:
@@ -171,34 +218,39 @@ class Channel:
         self.ready.pop(c, None)
 
     # -- consumer commands ------------------------------------------------------------------
-    def _owned(self, c, msg_id: bytes) -> Message:
-        """The in-flight message ``msg_id`` if ``c`` holds it, else the reason it can't."""
-        msg = self.in_flight.get(msg_id)
-        if msg is None:
+    def _owned(self, c, msg_id: bytes) -> tuple:
+        """The in-flight entry of ``msg_id`` if ``c`` holds it, else the reason it can't."""
+        entry = self.in_flight.get(msg_id)
+        if entry is None:
             raise ChannelError("ID not in flight")
-        if msg.consumer is not c:
+        if entry[CONSUMER] is not c:
             raise ChannelError("client does not own message")
-        return msg
+        return entry
 
-    def _unschedule(self, msg: Message) -> None:
-        bucket = self.timeouts[msg.tick]
-        del bucket[msg.id]
+    def _unschedule(self, msg_id: bytes, tick: int) -> None:
+        bucket = self.timeouts[tick]
+        del bucket[msg_id]
         if not bucket:
-            del self.timeouts[msg.tick]
+            del self.timeouts[tick]
 
-    def _take(self, c, msg_id: bytes) -> Message:
-        msg = self._owned(c, msg_id)
+    def _take(self, c, msg_id: bytes) -> tuple:
+        entry = self.in_flight.get(msg_id)
+        if entry is None or entry[CONSUMER] is not c:
+            self._owned(c, msg_id)               # raises the reason
         del self.in_flight[msg_id]
-        self._unschedule(msg)
-        msg.consumer = None
-        return msg
+        tick = entry[TICK]
+        bucket = self.timeouts[tick]
+        del bucket[msg_id]
+        if not bucket:
+            del self.timeouts[tick]
+        return entry
 
     def finish(self, c, msg_id: bytes) -> None:
-        msg = self._take(c, msg_id)
+        entry = self._take(c, msg_id)
         c.finish_count += 1
         c.in_flight -= 1
         if self.e2e is not None:
-            self.e2e.add_sample(msg.timestamp)
+            self.e2e.add_sample(frame_timestamp(entry[FRAME]))
         if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
             # ready again; the connection calls pump() once after the whole read, so a
             # batch of FINs refills in one pass
@@ -208,25 +260,26 @@ class Channel:
     def requeue(self, c, msg_id: bytes, delay_ms: int) -> None:
         if self.exiting:
             raise ChannelError("exiting")
-        msg = self._take(c, msg_id)
+        frame = next_delivery(self._take(c, msg_id)[FRAME])
         self.requeue_count += 1
         c.requeue_count += 1
         c.in_flight -= 1
         if delay_ms > 0:
-            self._defer(msg, delay_ms)
+            self._defer(frame, delay_ms)
         else:
-            self._put(msg)
+            self._put(frame)
         c.update_ready()
 
     def touch(self, c, msg_id: bytes) -> None:
-        msg = self._owned(c, msg_id)
+        frame, delivered, _, old_tick = self._owned(c, msg_id)
         now = monotonic()
-        deadline = min(now + c.msg_timeout, msg.deliver_ts + self.max_msg_timeout)
+        deadline = min(now + c.msg_timeout, delivered + self.max_msg_timeout)
         tick = max(int(deadline * TICKS_PER_SECOND) + 1, self.scan_tick)
-        if tick != msg.tick:
-            self._unschedule(msg)
-            msg.tick = tick
-            self.timeouts.setdefault(tick, {})[msg_id] = msg
+        if tick != old_tick:
+            self._unschedule(msg_id, old_tick)
+            entry = (frame, delivered, c, tick)
+            self.in_flight[msg_id] = entry
+            self.timeouts.setdefault(tick, {})[msg_id] = entry
             self.broker.scan_set.add(self)
 
     # -- the queue scanner ---------------------------------------------------------------------
@@ -244,22 +297,21 @@ class Channel:
                 bucket = timeouts.pop(tick, None)
                 if bucket:
                     worked = True
-                    for msg in bucket.values():
-                        self._time_out(msg)
+                    for msg_id, entry in bucket.items():
+                        self._time_out(msg_id, entry)
         self.scan_tick = now_tick + 1
         deferred = self.deferred
         while deferred and deferred[0][0] <= now:
-            msg = heapq.heappop(deferred)[2]
+            frame = heapq.heappop(deferred)[2]
             worked = True
-            self._put(msg)
+            self._put(frame)
         return worked
 
-    def _time_out(self, msg: Message) -> None:
-        del self.in_flight[msg.id]
-        c = msg.consumer
-        msg.consumer = None
+    def _time_out(self, msg_id: bytes, entry: tuple) -> None:
+        del self.in_flight[msg_id]
+        c = entry[CONSUMER]
         self.timeout_count += 1
-        self._put(msg)
+        self._put(next_delivery(entry[FRAME]))
         if c is not None:
             c.in_flight -= 1
             c.update_ready()
@@ -311,9 +363,9 @@ class Channel:
             self.broker.log.info(
                 f"CHANNEL({self.name}): flushing {mem} memory {inflight} in-flight "
                 f"{deferred} deferred messages to backend")
-        records = [m.encode() for m in self.memory]
-        records += [m.encode() for m in self.in_flight.values()]
-        records += [entry[2].encode() for entry in sorted(self.deferred)]
+        records = [to_record(f) for f in self.memory]
+        records += [entry[FRAME][8:] for entry in self.in_flight.values()]
+        records += [to_record(entry[2]) for entry in sorted(self.deferred)]
         self.memory.clear()
         self.in_flight.clear()
         self.timeouts.clear()

@@ -1,7 +1,7 @@
 """What a channel needs from a subscribed connection, without knowing it is a socket.
 
 The channel delivers to :class:`Consumer` objects; the TCP layer subclasses it and
-implements :meth:`send_message`, :meth:`flush` and :meth:`close_connection`.  Counters
+implements :meth:`send_frame`, :meth:`flush` and :meth:`close_connection`.  Counters
 live here because the channel updates them on its hot path.
 """
 
@@ -46,7 +46,8 @@ class Consumer:
                 self.flush()
 
     # -- implemented by the connection ----------------------------------------------
-    def send_message(self, msg) -> None:  # pragma: no cover - abstract
+    def send_frame(self, frame: bytes) -> None:  # pragma: no cover - abstract
+        """Queue a complete message frame (see :mod:`nsqpy.engine.message`)."""
         raise NotImplementedError
 
     def flush(self) -> None:  # pragma: no cover - abstract

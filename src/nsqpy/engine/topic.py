@@ -9,9 +9,9 @@ import asyncio
 import time
 from collections import deque
 
-from ..protocol.ids import IDGenerationError, IDGenerator
+from ..protocol.ids import SEQ_HEX, IDGenerationError, IDGenerator
 from .channel import Channel
-from .message import Message
+from .message import frame_head, to_record
 
 DRAIN_BATCH = 512                # backlog messages moved per loop turn (keeps the loop responsive)
 
@@ -42,14 +42,6 @@ class Topic:
         return len(self.memory) + self.backend.depth
 
     # -- publishing --------------------------------------------------------------------------
-    def _next_id(self) -> bytes:
-        idgen = self.idgen
-        while True:
-            try:
-                return idgen.next_id()
-            except IDGenerationError:
-                time.sleep(0.001)  # the clock unit is ~1 ms; upstream sleeps the same
-
     def put(self, body: bytes, defer_ms: int = 0) -> None:
         self.put_many((body,), defer_ms)
 
@@ -58,43 +50,56 @@ class Topic:
         if self.exiting:
             raise TopicError("exiting")
         now = time.time_ns()
-        next_id = self.idgen.next_id
-        msgs = []
+        reserve = self.idgen.reserve
+        frames = []
+        append = frames.append
         nbytes = 0
-        for body in bodies:
+        total = len(bodies)
+        done = 0
+        while done < total:
             try:
-                mid = next_id()
+                prefix, seq, count = reserve(total - done)
             except IDGenerationError:
-                mid = self._next_id()
-            msgs.append(Message(mid, body, now, 0, defer_ms))
-            nbytes += len(body)
+                time.sleep(0.001)            # the clock unit is ~1 ms; upstream sleeps the same
+                continue
+            head_len = -1
+            head = b""
+            for body in bodies[done:done + count] if done or count < total else bodies:
+                n = len(body)
+                if n != head_len:            # equal sizes share one header + id prefix
+                    head = frame_head(n, now) + prefix
+                    head_len = n
+                append(head + SEQ_HEX[seq] + body)
+                seq += 1
+                nbytes += n
+            done += count
         channels = self.channels
         if channels and not self.paused and self.started and (
                 self.mem_queue_size or defer_ms or self.ephemeral) and not self.memory:
-            if len(channels) == 1:
-                (ch,) = channels.values()
-                for msg in msgs:
-                    ch.put(msg)
+            # every channel gets the same (immutable) frame objects
+            if defer_ms:
+                for ch in channels.values():
+                    for frame in frames:
+                        ch.put(frame, defer_ms)
             else:
-                chans = list(channels.values())
-                first, rest = chans[0], chans[1:]
-                for msg in msgs:
-                    for ch in rest:
-                        ch.put(msg.copy())
-                    first.put(msg)
+                for ch in channels.values():
+                    ch.put_many(frames)
         else:
-            self._enqueue(msgs)
+            self._enqueue(frames, defer_ms)
             self.schedule_drain()
-        self.message_count += len(msgs)
+        self.message_count += len(frames)
         self.message_bytes += nbytes
 
-    def _enqueue(self, msgs) -> None:
+    def _enqueue(self, frames, defer_ms: int = 0) -> None:
         room = self.mem_queue_size - len(self.memory)
         if room > 0:
-            self.memory.extend(msgs[:room])
-            msgs = msgs[room:]
-        if msgs:
-            self.backend.put_many([m.encode() for m in msgs])
+            if defer_ms:     # a DPUB waiting in memory keeps its delay (on disk it doesn't)
+                self.memory.extend((f, defer_ms) for f in frames[:room])
+            else:
+                self.memory.extend(frames[:room])
+            frames = frames[room:]
+        if frames:
+            self.backend.put_many([to_record(f) for f in frames])
 
     # -- moving the backlog to channels --------------------------------------------------------
     def schedule_drain(self) -> None:
@@ -110,23 +115,24 @@ class Topic:
         for _ in range(DRAIN_BATCH):
             if not self.channels or self.paused or self.exiting or not self.started:
                 return
+            defer_ms = 0
             if memory:
-                msg = memory.popleft()
+                frame = memory.popleft()
+                if frame.__class__ is tuple:
+                    frame, defer_ms = frame
             elif backend.depth:
                 data = backend.get()
                 if data is None:             # the disk queue cannot read right now
                     return                   # (the next publish schedules another drain)
-                msg = Message.decode(data)   # a deferred delay is not on disk (upstream quirk)
+                # a deferred delay is not on disk (upstream quirk)
+                for ch in self.channels.values():
+                    ch.put_record(data)
+                continue
             else:
                 return
-            self._fan_out(msg)
+            for ch in self.channels.values():
+                ch.put(frame, defer_ms)
         self.schedule_drain()
-
-    def _fan_out(self, msg: Message) -> None:
-        chans = list(self.channels.values())
-        for ch in chans[1:]:
-            ch.put(msg.copy())
-        chans[0].put(msg)
 
     # -- channels ------------------------------------------------------------------------------
     def get_channel(self, name: str) -> Channel:
@@ -179,6 +185,7 @@ class Topic:
             self.backend.delete()
             return
         if self.memory:
-            self.backend.put_many([m.encode() for m in self.memory])
+            self.backend.put_many([to_record(f if f.__class__ is bytes else f[0])
+                                   for f in self.memory])
             self.memory.clear()
         self.backend.close()

@@ -18,7 +18,7 @@ from ..protocol import commands as cmds
 from ..protocol.compression import CompressionError
 from ..protocol.errors import ProtocolError
 from ..protocol.frames import (CLOSE_WAIT_FRAME, HEARTBEAT_FRAME, OK_FRAME, encode_error,
-                               encode_message_frame, encode_response)
+                               encode_response)
 from ..protocol.identify import feature_negotiation_response, parse_identify
 from .auth import NeedsRefresh
 
@@ -179,10 +179,12 @@ class ClientV2(asyncio.Protocol, Consumer):
             self.out = []
             self.out_size = 0
             self.respond_pending = False
-            data = out[0] if len(out) == 1 else b"".join(out)
             if self.encoder is not None:
-                data = self.encoder.encode(data)
-            self.transport.write(data)
+                self.transport.write(self.encoder.encode(b"".join(out)))
+            elif len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)      # no join: the transport writes a vector
         if self.flush_timer is not None:
             self.flush_timer.cancel()
             self.flush_timer = None
@@ -191,8 +193,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.flush_timer = None
         self.flush()
 
-    def send_message(self, msg) -> None:
-        frame = encode_message_frame(msg.timestamp, msg.attempts, msg.id, msg.body)
+    def send_frame(self, frame: bytes) -> None:
         self.out.append(frame)
         self.out_size += len(frame)
         if self.out_size >= self.output_buffer_size:

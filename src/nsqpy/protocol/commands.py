@@ -383,6 +383,14 @@ class CommandParser:
             buf = self._buf
             pos = self._pos
             nl = buf.find(b"\n", pos)
+            if nl == pos + 20 and buf.startswith(b"FIN ", pos):
+                # the hot path of a consumer: exactly "FIN <16-byte id>\n"
+                mid = buf[pos + 4:nl]
+                if b" " not in mid and mid[15] != 13:
+                    self._pos = nl + 1
+                    if precheck is not None:
+                        precheck(b"FIN", None)
+                    return Fin(mid)
             if nl < 0:
                 if self._chunks and (self._nl_pending or self.buffered() > self.max_line_size):
                     self._merge()

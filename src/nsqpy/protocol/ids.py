@@ -14,7 +14,7 @@ import hashlib
 import time
 import zlib
 
-__all__ = ["IDGenerator", "IDGenerationError", "default_node_id", "TWEPOCH",
+__all__ = ["IDGenerator", "IDGenerationError", "SEQ_HEX", "default_node_id", "TWEPOCH",
            "ErrTimeBackwards", "ErrSequenceExpired", "ErrIDBackwards"]
 
 TWEPOCH = 1288834974288  # (2012-10-28 16:23:42 UTC).UnixNano() >> 20
@@ -83,6 +83,37 @@ class IDGenerator:
     def next_id(self) -> bytes:
         """The next id as 16 lowercase hex ASCII bytes (raises :class:`IDGenerationError`)."""
         return b"%016x" % self.next_int()
+
+    def reserve(self, n: int) -> tuple[bytes, int, int]:
+        """Up to ``n`` consecutive ids of the current time unit in one call, as
+        ``(prefix, first_seq, count)``: id ``i`` is ``prefix + SEQ_HEX[first_seq + i]``
+        (the sequence is the last three hex digits).  The same ids, in the same order,
+        as ``count`` calls of :meth:`next_id` within one time unit; raises
+        :class:`IDGenerationError` like it (sleep and retry)."""
+        ts = self._clock() >> 20
+        last_ts = self._last_ts
+        if ts == last_ts:
+            first = self._sequence + 1
+            if first > _SEQUENCE_MASK:
+                self._sequence = 0
+                raise ErrSequenceExpired()
+        elif ts < last_ts:
+            raise ErrTimeBackwards()
+        else:
+            first = 0
+        self._last_ts = ts
+        base = (((ts - TWEPOCH) << _TIMESTAMP_SHIFT) | self._node_bits) & _MASK64
+        if base | first <= self._last_id:
+            self._sequence = first           # as one failed next_id call leaves it
+            raise ErrIDBackwards()
+        count = min(n, _SEQUENCE_MASK + 1 - first)
+        self._sequence = first + count - 1
+        self._last_id = base | (first + count - 1)
+        return (b"%016x" % base)[:13], first, count
+
+
+SEQ_HEX = [b"%03x" % i for i in range(_SEQUENCE_MASK + 1)]
+"""The last three hex digits of an id for each sequence number (see ``reserve``)."""
 
 
 def default_node_id(hostname: str) -> int:
