@@ -159,7 +159,7 @@ class Channel:
             c.ready = False
             del ready[c]
             c.send_frame(frame)
-            c.flush()
+            c.flush_soon()
         else:
             c.send_frame(frame)
 
@@ -256,6 +256,38 @@ class Channel:
             # batch of FINs refills in one pass
             c.ready = True
             self.ready[c] = None
+
+    def finish_many(self, c, ids) -> list:
+        """FIN each id that ``c`` holds; returns the ids it could not (in order) for the
+        caller to report one by one through :meth:`finish`."""
+        in_flight = self.in_flight
+        timeouts = self.timeouts
+        e2e = self.e2e
+        failed = None
+        done = 0
+        for msg_id in ids:
+            entry = in_flight.get(msg_id)
+            if entry is None or entry[2] is not c:
+                if failed is None:
+                    failed = []
+                failed.append(msg_id)
+                continue
+            del in_flight[msg_id]
+            tick = entry[3]
+            bucket = timeouts[tick]
+            del bucket[msg_id]
+            if not bucket:
+                del timeouts[tick]
+            if e2e is not None:
+                e2e.add_sample(frame_timestamp(entry[0]))
+            done += 1
+        if done:
+            c.finish_count += done
+            c.in_flight -= done
+            if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
+                c.ready = True
+                self.ready[c] = None
+        return failed or ()
 
     def requeue(self, c, msg_id: bytes, delay_ms: int) -> None:
         if self.exiting:

@@ -53,5 +53,9 @@ class Consumer:
     def flush(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def flush_soon(self) -> None:
+        """Flush once the current batch of deliveries is done (default: now)."""
+        self.flush()
+
     def close_connection(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

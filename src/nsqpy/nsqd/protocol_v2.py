@@ -47,6 +47,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.respond_pending = False      # a response is queued: flush at the end of this read
         self.closed = False
         self.flush_timer = None
+        self.flush_scheduled = False      # a flush at the end of this loop turn is queued
         self.heartbeat_timer = None
         self.idle_timer = None
         self.last_read = monotonic()
@@ -173,18 +174,24 @@ class ClientV2(asyncio.Protocol, Consumer):
             self.idle_timer = self.loop.call_later(2 * self.heartbeat_interval, self._idle_check)
 
     # -- output -------------------------------------------------------------------------------
+    def flush_soon(self) -> None:
+        """Flush at the end of this loop turn: everything delivered meanwhile (a whole
+        MPUB's worth, a batch of refills) goes out in one write."""
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
     def flush(self) -> None:
+        self.flush_scheduled = False
         if self.out and not self.closed:
             out = self.out
             self.out = []
             self.out_size = 0
             self.respond_pending = False
+            data = out[0] if len(out) == 1 else b"".join(out)
             if self.encoder is not None:
-                self.transport.write(self.encoder.encode(b"".join(out)))
-            elif len(out) == 1:
-                self.transport.write(out[0])
-            else:
-                self.transport.writelines(out)      # no join: the transport writes a vector
+                data = self.encoder.encode(data)
+            self.transport.write(data)
         if self.flush_timer is not None:
             self.flush_timer.cancel()
             self.flush_timer = None
@@ -197,8 +204,9 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.out.append(frame)
         self.out_size += len(frame)
         if self.out_size >= self.output_buffer_size:
-            self.flush()
-        elif self.flush_timer is None and self.output_buffer_timeout > 0:
+            self.flush_soon()
+        elif (self.flush_timer is None and not self.flush_scheduled
+              and self.output_buffer_timeout > 0):
             self.flush_timer = self.loop.call_later(self.output_buffer_timeout, self._timed_flush)
 
     def _fatal(self, err: ProtocolError) -> None:
@@ -256,6 +264,10 @@ class ClientV2(asyncio.Protocol, Consumer):
         handlers = self.HANDLERS
         try:
             while not self.closed and self.busy is None:
+                if self.state >= STATE_SUBSCRIBED and (self.tls or not self.nsqd.tls_required_tcp):
+                    fins = parser.take_fins()        # a whole run of FINs in one call
+                    if fins:
+                        self._fin_many(fins)
                 cmd = parser.next_command()
                 if cmd is None:
                     break
@@ -437,6 +449,14 @@ class ClientV2(asyncio.Protocol, Consumer):
         except ChannelError as e:
             self._respond(encode_error(
                 b"E_FIN_FAILED FIN %s failed %s" % (cmd.msg_id, str(e).encode())))
+
+    def _fin_many(self, ids) -> None:
+        for msg_id in self.channel.finish_many(self, ids):   # the ones that failed
+            try:
+                self.channel.finish(self, msg_id)
+            except ChannelError as e:
+                self._respond(encode_error(
+                    b"E_FIN_FAILED FIN %s failed %s" % (msg_id, str(e).encode())))
 
     def _req(self, cmd) -> None:
         delay = cmd.timeout_ms
