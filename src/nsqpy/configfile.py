@@ -7,7 +7,6 @@ built-in default. Unknown config keys are ignored.
 from __future__ import annotations
 
 import os
-import tomllib
 from typing import Any, TextIO
 
 from .goflags import (Flag, FlagSet, GoNumError, go_fmt_s, go_fmt_v, parse_go_bool,
@@ -73,6 +72,7 @@ def load_config_file(path: str) -> dict:
         raise ConfigError(f"failed to load config file {path} - "
                           f"{go_os_error('open', path, e)}") from None
     try:
+        import tomllib      # only when a --config file is given (import cost)
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"failed to load config file {path} - "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import sys
-from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 from .gotime import format_duration, parse_duration
@@ -330,6 +329,7 @@ def _shortest_digits(f: float) -> tuple[str, int]:
     f = abs(f)
     if f == 0:
         return "", 0
+    from decimal import Decimal     # rarely needed: imported on first use
     t = Decimal(repr(f)).as_tuple()
     digits = "".join(map(str, t.digits)).rstrip("0")
     # repr's digits may have trailing zeros (e.g. 100.0); dp is unaffected by stripping

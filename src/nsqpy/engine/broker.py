@@ -9,7 +9,6 @@ through :attr:`listeners`.
 import asyncio
 import json
 import os
-import random
 import threading
 import time
 
@@ -150,7 +149,7 @@ class Broker:
         with self._meta_lock:
             path = self.metadata_path
             self.log.info(f"NSQ: persisting topic/channel metadata to {path}")
-            tmp = f"{path}.{random.randint(0, 2**31)}.tmp"
+            tmp = f"{path}.{int.from_bytes(os.urandom(4), 'big') >> 1}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.write(fd, data)

@@ -7,7 +7,6 @@ timing wheel of 100 ms buckets (the scan interval, so no precision is lost); def
 messages in a heap ordered by due time.
 """
 import heapq
-import random
 from collections import deque
 from time import monotonic
 
@@ -20,6 +19,11 @@ TICKS_PER_SECOND = 10          # in-flight timeouts are checked every 100 ms (QU
 # An in-flight message is a tuple (a class instance costs ~10x more to make):
 # (the frame sent, monotonic delivery time, the consumer holding it, its timeout tick)
 FRAME, DELIVERED, CONSUMER, TICK = range(4)
+
+
+def _randint(a: int, b: int) -> int:
+    import random           # only consumers with a sample rate need it
+    return random.randint(a, b)
 
 
 class ChannelError(Exception):
@@ -140,7 +144,7 @@ class Channel:
         if len(ready) > 1:             # round robin over ready consumers
             del ready[c]
             ready[c] = None
-        if c.sample_rate and random.randint(0, 99) > c.sample_rate:
+        if c.sample_rate and _randint(0, 99) > c.sample_rate:
             return                     # sampled out: lost for this channel, like upstream
         now = monotonic()
         tick = int((now + c.msg_timeout) * TICKS_PER_SECOND) + 1

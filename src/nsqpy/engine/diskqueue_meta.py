@@ -15,7 +15,6 @@ the queue's state and locks and calls ``self._fsync_meta`` for the temp-file fsy
 from __future__ import annotations
 
 import os
-import random
 import re
 
 META_RE = re.compile(
@@ -83,7 +82,7 @@ class DiskQueueMetadata:
 
     # -- persistence ------------------------------------------------------------------------
     def _write_meta_tmp(self, meta: bytes, fsync: bool) -> str:
-        tmp = "%s.%d.tmp" % (self._meta_path, random.getrandbits(63))
+        tmp = "%s.%d.tmp" % (self._meta_path, int.from_bytes(os.urandom(8), "big") >> 1)
         fd = os.open(tmp, _TMP_FLAGS, 0o600)
         try:
             os.write(fd, meta)

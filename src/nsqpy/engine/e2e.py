@@ -4,7 +4,6 @@ Each channel samples ``now - message timestamp`` on FIN into two half-window str
 rotate every ``window/2``; a query merges both.  Each half keeps a bounded uniform
 reservoir, so memory stays constant however many messages pass.
 """
-import random
 import time
 
 RESERVOIR_SIZE = 4096
@@ -23,6 +22,7 @@ class _Half:
         if len(self.samples) < RESERVOIR_SIZE:
             self.samples.append(value)
         else:
+            import random
             i = random.randrange(self.count)
             if i < RESERVOIR_SIZE:
                 self.samples[i] = value

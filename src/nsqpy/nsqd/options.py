@@ -6,7 +6,6 @@ nanoseconds.
 """
 from __future__ import annotations
 
-import hashlib
 import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -69,6 +68,7 @@ class OptionsConfigError(OptionsError, ConfigError):
 
 def default_node_id(hostname: str) -> int:
     """CRC32-IEEE(MD5(hostname)) % 1024, as nsqd's NewOptions."""
+    import hashlib
     return zlib.crc32(hashlib.md5(hostname.encode("utf-8", "surrogateescape")).digest()) % 1024
 
 

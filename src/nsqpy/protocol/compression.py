@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import zlib
 
-import cramjam
 
 __all__ = [
     "CompressionError", "SnappyEncoder", "SnappyDecoder", "DeflateEncoder", "DeflateDecoder",
@@ -42,9 +41,17 @@ _CHUNK_STREAM_IDENTIFIER = 0xFF
 ERR_SNAPPY_CORRUPT = "snappy: corrupt input"
 ERR_SNAPPY_UNSUPPORTED = "snappy: unsupported input"
 
-_snappy_compress = cramjam.snappy.compress
-_snappy_decompress = cramjam.snappy.decompress
-_CramjamError = getattr(cramjam, "DecompressionError", Exception)
+_snappy_compress = _snappy_decompress = None
+_CramjamError = Exception
+
+
+def _load_snappy() -> None:
+    """Import cramjam on first use (it costs ~1.5 MiB of RSS in every nsqd otherwise)."""
+    global _snappy_compress, _snappy_decompress, _CramjamError
+    import cramjam
+    _snappy_compress = cramjam.snappy.compress
+    _snappy_decompress = cramjam.snappy.decompress
+    _CramjamError = getattr(cramjam, "DecompressionError", Exception)
 
 
 class CompressionError(Exception):
@@ -68,6 +75,8 @@ class SnappyEncoder:
     __slots__ = ("_started",)
 
     def __init__(self) -> None:
+        if _snappy_compress is None:
+            _load_snappy()
         self._started = False
 
     def encode(self, data) -> bytes:
@@ -90,6 +99,8 @@ class SnappyDecoder:
     __slots__ = ("_buf", "_seen_identifier", "_skip", "_error")
 
     def __init__(self) -> None:
+        if _snappy_compress is None:
+            _load_snappy()
         self._buf = bytearray()
         self._seen_identifier = False
         self._skip = 0          # bytes of a skippable chunk still to discard

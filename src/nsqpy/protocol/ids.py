@@ -10,7 +10,6 @@ exactly as Go's ``guidFactory.NewGUID`` does, including on failures.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import zlib
 
@@ -118,5 +117,6 @@ SEQ_HEX = [b"%03x" % i for i in range(_SEQUENCE_MASK + 1)]
 
 def default_node_id(hostname: str) -> int:
     """nsqd's default ``--node-id``: CRC-32 (IEEE) of MD5(hostname), mod 1024."""
+    import hashlib
     digest = hashlib.md5(hostname.encode("utf-8", "surrogateescape")).digest()
     return zlib.crc32(digest) % 1024
