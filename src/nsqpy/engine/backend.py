@@ -49,6 +49,12 @@ class Backend:
             self.sync_soon()
         return data
 
+    def get_many(self, max_n: int) -> list:
+        datas = self.dq.get_many(max_n)
+        if self.dq.sync_due():
+            self.sync_soon()
+        return datas
+
     def sync_soon(self) -> None:
         """fsync in a worker thread; at most one at a time per queue."""
         if self.syncing:
@@ -96,6 +102,9 @@ class NullBackend:
 
     def get(self):
         return None
+
+    def get_many(self, max_n: int) -> list:
+        return []
 
     def sync_soon(self) -> None:
         pass

@@ -14,6 +14,7 @@ from .backend import BackendError
 from .consumer import STATE_SUBSCRIBED
 from .message import frame_timestamp, from_record, next_delivery, to_record
 
+PUMP_BATCH = 256               # disk records read at once for ready consumers
 TICKS_PER_SECOND = 10          # in-flight timeouts are checked every 100 ms (QUEUE_SCAN_INTERVAL)
 
 # An in-flight message is a tuple (a class instance costs ~10x more to make):
@@ -98,24 +99,28 @@ class Channel:
             else:
                 self._to_backend(frame)
 
-    def put_record(self, record: bytes) -> None:
-        """A message the topic read from its disk queue: when it would only be written
-        to this channel's disk queue, it goes there as it is (no conversion)."""
-        if (self.ready and self.direct_ok and not self.paused) or \
-                len(self.memory) < self.mem_queue_size:
+    def put_records(self, records) -> None:
+        """Messages the topic read from its disk queue (a batch): those that would only
+        be written to this channel's disk queue go there as they are."""
+        i = 0
+        n = len(records)
+        memory = self.memory
+        while i < n and ((self.ready and self.direct_ok and not self.paused)
+                         or len(memory) < self.mem_queue_size):
             try:
-                frame = from_record(record)
+                frame = from_record(records[i])
             except ValueError as e:
                 self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
-                return
-            self.put(frame)
-            return
-        self.message_count += 1
-        try:
-            self.backend.put(record)
-        except BackendError as e:
-            self.broker.log.error(
-                f"CHANNEL({self.name}): failed to write message to backend - {e}")
+            else:
+                self.put(frame)
+            i += 1
+        if i < n:
+            self.message_count += n - i
+            try:
+                self.backend.put_many(records[i:] if i else records)
+            except BackendError as e:
+                self.broker.log.error(
+                    f"CHANNEL({self.name}): failed to write message to backend - {e}")
 
     def _put(self, frame: bytes) -> None:
         if self.ready and self.direct_ok and not self.paused:
@@ -168,29 +173,45 @@ class Channel:
             c.send_frame(frame)
 
     def pump(self) -> None:
-        """Hand queued messages to ready consumers until one side runs out."""
+        """Hand queued messages to ready consumers until one side runs out.  Memory and
+        disk take turns (a batch from disk, then one from memory) when both hold some."""
         memory = self.memory
         backend = self.backend
         while self.ready and not self.paused:
             if backend.depth and (self._from_backend or not memory):
                 self._from_backend = False
-                data = backend.get()
-                if data is not None:
+                want = 0
+                for c in self.ready:
+                    want += c.rdy - c.in_flight
+                datas = backend.get_many(max(1, min(want, PUMP_BATCH)))
+                if not datas:                # the disk queue cannot read right now
+                    if not memory:
+                        return
+                    self._deliver(memory.popleft())
+                    continue
+                for i, data in enumerate(datas):
+                    if not self.ready:       # (a consumer's output blocked meanwhile)
+                        self._unread(datas[i:])
+                        return
                     try:
                         frame = from_record(data)
                     except ValueError as e:
                         self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
                         continue
-                elif memory:                 # the disk queue cannot read right now
-                    frame = memory.popleft()
-                else:
-                    return
+                    self._deliver(frame)
             elif memory:
                 self._from_backend = True
-                frame = memory.popleft()
+                self._deliver(memory.popleft())
             else:
                 return
-            self._deliver(frame)
+
+    def _unread(self, datas) -> None:
+        """Disk records read for consumers that are no longer ready: first in memory."""
+        for data in reversed(datas):
+            try:
+                self.memory.appendleft(from_record(data))
+            except ValueError as e:
+                self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
 
     # -- consumers ------------------------------------------------------------------------
     def add_consumer(self, c) -> None:

@@ -121,13 +121,13 @@ class Topic:
                 if frame.__class__ is tuple:
                     frame, defer_ms = frame
             elif backend.depth:
-                data = backend.get()
-                if data is None:             # the disk queue cannot read right now
+                datas = backend.get_many(DRAIN_BATCH)
+                if not datas:                # the disk queue cannot read right now
                     return                   # (the next publish schedules another drain)
                 # a deferred delay is not on disk (upstream quirk)
                 for ch in self.channels.values():
-                    ch.put_record(data)
-                continue
+                    ch.put_records(datas)
+                break
             else:
                 return
             for ch in self.channels.values():
