@@ -15,6 +15,7 @@ import time
 
 from ..protocol.names import is_valid_channel_name, is_valid_topic_name
 from .backend import Backend, NullBackend
+from .commit import DurableDiskQueue, GroupCommit
 from .diskqueue import DiskQueue
 from .e2e import E2EStream
 from .topic import Topic
@@ -44,6 +45,12 @@ class Broker:
         self._meta_lock = threading.Lock()
         self._meta_state = 0           # 0 idle, 1 writing, 2 writing and dirty again
         self._tasks = []
+        # --durable: every queued message goes through the disk queues, publishes are
+        # acknowledged after a group commit (engine/commit.py, docs/durability.md)
+        self.committer = None
+        if getattr(opts, "durable", False):
+            opts.mem_queue_size = 0
+            self.committer = GroupCommit(self)
 
     # -- health --------------------------------------------------------------------------
     @property
@@ -64,7 +71,7 @@ class Broker:
         if ephemeral:
             return NullBackend()
         opts = self.opts
-        dq = DiskQueue(name, self.data_path or ".", opts.max_bytes_per_file, MIN_RECORD_SIZE,
+        dq = (DiskQueue if self.committer is None else DurableDiskQueue)(name, self.data_path or ".", opts.max_bytes_per_file, MIN_RECORD_SIZE,
                        opts.max_msg_size + MIN_RECORD_SIZE, opts.sync_every,
                        opts.sync_timeout / 1e9, log=self.log.log)
         backend = Backend(dq, self)
@@ -232,6 +239,8 @@ class Broker:
         self._tasks = [loop.create_task(self._scan_loop()), loop.create_task(self._sync_loop())]
         for topic in self.topics.values():
             topic.schedule_drain()
+        if self.committer is not None:
+            self.committer.start()
 
     async def _scan_loop(self) -> None:
         while True:
@@ -265,6 +274,8 @@ class Broker:
         self.log.info("NSQ: closing topics")
         for topic in list(self.topics.values()):
             topic.close()
+        if self.committer is not None:
+            self.committer.close()
         self.log.info("NSQ: stopping subsystems")
         for task in self._tasks:
             task.cancel()

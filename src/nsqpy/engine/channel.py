@@ -8,7 +8,7 @@ messages in a heap ordered by due time.
 import heapq
 import random
 from collections import deque
-from time import monotonic
+from time import monotonic, time_ns
 
 from .backend import BackendError
 from .consumer import STATE_SUBSCRIBED
@@ -49,6 +49,9 @@ class Channel:
         self.timeout_count = 0
         self.e2e = broker.new_e2e_stream()
         self._from_backend = False     # alternate memory/disk when both hold messages
+        self.journal = None            # nsqd --durable: in-flight/deferred journal
+        if broker.committer is not None and not (self.ephemeral or topic.ephemeral):
+            broker.committer.open_journal(self)
 
     # -- counters ----------------------------------------------------------------------
     def depth(self) -> int:
@@ -87,6 +90,8 @@ class Channel:
         self.deferred_seq += 1
         heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, msg))
         self.broker.scan_set.add(self)
+        if self.journal is not None:
+            self.journal.delivered(msg, time_ns() + delay_ms * 1_000_000)
 
     # -- delivery -------------------------------------------------------------------------
     def _deliver(self, msg: Message) -> None:
@@ -110,6 +115,8 @@ class Channel:
         else:
             bucket[msg.id] = msg
         self.in_flight[msg.id] = msg
+        if self.journal is not None:
+            self.journal.delivered(msg)
         c.in_flight += 1
         c.message_count += 1
         if c.in_flight >= c.rdy:
@@ -195,6 +202,8 @@ class Channel:
 
     def finish(self, c, msg_id: bytes) -> None:
         msg = self._take(c, msg_id)
+        if self.journal is not None:
+            self.journal.done(msg_id)
         c.finish_count += 1
         c.in_flight -= 1
         if self.e2e is not None:
@@ -216,6 +225,8 @@ class Channel:
             self._defer(msg, delay_ms)
         else:
             self._put(msg)
+            if self.journal is not None:
+                self.journal.done(msg_id)
         c.update_ready()
 
     def touch(self, c, msg_id: bytes) -> None:
@@ -252,6 +263,8 @@ class Channel:
             msg = heapq.heappop(deferred)[2]
             worked = True
             self._put(msg)
+            if self.journal is not None:
+                self.journal.done(msg.id)
         return worked
 
     def _time_out(self, msg: Message) -> None:
@@ -260,6 +273,8 @@ class Channel:
         msg.consumer = None
         self.timeout_count += 1
         self._put(msg)
+        if self.journal is not None:
+            self.journal.done(msg.id)
         if c is not None:
             c.in_flight -= 1
             c.update_ready()
@@ -281,6 +296,8 @@ class Channel:
         self.deferred.clear()
         self.memory.clear()
         self.backend.empty()
+        if self.journal is not None:
+            self.journal.clear()
         for c in list(self.consumers):
             c.update_ready()
 
@@ -301,9 +318,13 @@ class Channel:
             self.deferred.clear()
             self.memory.clear()
             self.backend.delete()
+            if self.journal is not None:
+                self.broker.committer.close_journal(self)
             return
         self.flush_to_backend()
         self.backend.close()
+        if self.journal is not None:      # everything it held is in the (fsynced) queue now
+            self.broker.committer.close_journal(self)
 
     def flush_to_backend(self) -> None:
         mem, inflight, deferred = len(self.memory), len(self.in_flight), len(self.deferred)
