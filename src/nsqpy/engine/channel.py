@@ -5,6 +5,7 @@ Messages go straight to a ready consumer when there is one, else to the memory q
 timing wheel of 100 ms buckets (the scan interval, so no precision is lost); deferred
 messages in a heap ordered by due time.
 """
+import asyncio
 import heapq
 import random
 from collections import deque
@@ -49,6 +50,7 @@ class Channel:
         self.timeout_count = 0
         self.e2e = broker.new_e2e_stream()
         self._from_backend = False     # alternate memory/disk when both hold messages
+        self._pump_soon = False
         self.journal = None            # nsqd --durable: in-flight/deferred journal
         if broker.committer is not None and not (self.ephemeral or topic.ephemeral):
             broker.committer.open_journal(self)
@@ -85,6 +87,15 @@ class Channel:
             except BackendError as e:
                 self.broker.log.error(
                     f"CHANNEL({self.name}): failed to write message to backend - {e}")
+            if self.ready and not self._pump_soon and not self.paused:
+                # mem-queue-size=0 / --durable: a ready consumer gets it from the disk queue
+                self._pump_soon = True
+                asyncio.get_running_loop().call_soon(self._pump_later)
+
+    def _pump_later(self) -> None:
+        self._pump_soon = False
+        if not self.exiting:
+            self.pump()
 
     def _defer(self, msg: Message, delay_ms: int) -> None:
         self.deferred_seq += 1
