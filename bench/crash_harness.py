@@ -277,7 +277,7 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
     p.add_argument("--kills", type=int, default=20)
@@ -293,7 +293,11 @@ def main(argv=None) -> int:
     p.add_argument("--nsqd", default=os.path.join(BIN, "nsqd"))
     p.add_argument("--keep", action="store_true", help="keep the data dirs")
     p.add_argument("--json", action="store_true", help="print one JSON object per mode")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     results = []
     for name in args.modes.split(","):
         res = asyncio.run(run_mode(name, MODES[name], args.kills, args))
