@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA := .run-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv bench fuzz clean
+.PHONY: run test venv bench fuzz crash clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
+
+# crash harness: SIGKILL nsqd 20 times per mode under load (docs/durability.md)
+crash: $(STAMP)
+	$(BIN)/python bench/crash_harness.py --kills $${CRASH_KILLS:-20}
 
 # five slow properties x 200,000 examples = a million fuzz cases (about 40 minutes)
 fuzz: $(STAMP)

@@ -55,6 +55,7 @@ SPEC_TABLE = {
     "max-bytes-per-file": ("max_bytes_per_file", 104857600),
     "sync-every": ("sync_every", 2500),
     "sync-timeout": ("sync_timeout", 2 * S),
+    "durable": ("durable", False),
     "queue-scan-worker-pool-max": ("queue_scan_worker_pool_max", 4),
     "queue-scan-selection-count": ("queue_scan_selection_count", 20),
     "msg-timeout": ("msg_timeout", 60 * S),

@@ -43,6 +43,13 @@ class Broker:
         self._meta_lock = threading.Lock()
         self._meta_state = 0           # 0 idle, 1 writing, 2 writing and dirty again
         self._tasks = []
+        # --durable: every queued message goes through the disk queues, publishes are
+        # acknowledged after a group commit (engine/commit.py, docs/durability.md)
+        self.committer = None
+        if getattr(opts, "durable", False):
+            from .commit import GroupCommit      # (only durable nsqds load it)
+            opts.mem_queue_size = 0
+            self.committer = GroupCommit(self)
 
     # -- health --------------------------------------------------------------------------
     @property
@@ -63,9 +70,14 @@ class Broker:
         if ephemeral:
             return NullBackend()
         opts = self.opts
-        dq = DiskQueue(name, self.data_path or ".", opts.max_bytes_per_file, MIN_RECORD_SIZE,
-                       opts.max_msg_size + MIN_RECORD_SIZE, opts.sync_every,
-                       opts.sync_timeout / 1e9, log=self.log.log)
+        if self.committer is None:
+            queue_class = DiskQueue
+        else:
+            from .commit import DurableDiskQueue
+            queue_class = DurableDiskQueue
+        dq = queue_class(name, self.data_path or ".", opts.max_bytes_per_file, MIN_RECORD_SIZE,
+                         opts.max_msg_size + MIN_RECORD_SIZE, opts.sync_every,
+                         opts.sync_timeout / 1e9, log=self.log.log)
         backend = Backend(dq, self)
         self.backends.add(backend)
         return backend
@@ -231,6 +243,8 @@ class Broker:
         self._tasks = [loop.create_task(self._scan_loop()), loop.create_task(self._sync_loop())]
         for topic in self.topics.values():
             topic.schedule_drain()
+        if self.committer is not None:
+            self.committer.start()
 
     async def _scan_loop(self) -> None:
         while True:
@@ -264,6 +278,8 @@ class Broker:
         self.log.info("NSQ: closing topics")
         for topic in list(self.topics.values()):
             topic.close()
+        if self.committer is not None:
+            self.committer.close()
         self.log.info("NSQ: stopping subsystems")
         for task in self._tasks:
             task.cancel()

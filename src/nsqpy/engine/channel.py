@@ -6,9 +6,10 @@ when there is one, else to the memory queue
 timing wheel of 100 ms buckets (the scan interval, so no precision is lost); deferred
 messages in a heap ordered by due time.
 """
+import asyncio
 import heapq
 from collections import deque
-from time import monotonic
+from time import monotonic, time_ns
 
 from .backend import BackendError
 from .consumer import STATE_SUBSCRIBED
@@ -59,6 +60,10 @@ class Channel:
         self.timeout_count = 0
         self.e2e = broker.new_e2e_stream()
         self._from_backend = False     # alternate memory/disk when both hold messages
+        self._pump_soon = False
+        self.journal = None            # nsqd --durable: in-flight/deferred journal
+        if broker.committer is not None and not (self.ephemeral or topic.ephemeral):
+            broker.committer.open_journal(self)
 
     # -- counters ----------------------------------------------------------------------
     def depth(self) -> int:
@@ -121,6 +126,18 @@ class Channel:
             except BackendError as e:
                 self.broker.log.error(
                     f"CHANNEL({self.name}): failed to write message to backend - {e}")
+            self._wake_ready()
+
+    def _wake_ready(self) -> None:
+        if self.ready and not self._pump_soon and not self.paused:
+            # mem-queue-size=0 / --durable: a ready consumer gets it from the disk queue
+            self._pump_soon = True
+            asyncio.get_running_loop().call_soon(self._pump_later)
+
+    def _pump_later(self) -> None:
+        self._pump_soon = False
+        if not self.exiting:
+            self.pump()
 
     def _put(self, frame: bytes) -> None:
         if self.ready and self.direct_ok and not self.paused:
@@ -136,11 +153,15 @@ class Channel:
         except BackendError as e:
             self.broker.log.error(
                 f"CHANNEL({self.name}): failed to write message to backend - {e}")
+        if self.ready:
+            self._wake_ready()
 
     def _defer(self, frame: bytes, delay_ms: int) -> None:
         self.deferred_seq += 1
         heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, frame))
         self.broker.scan_set.add(self)
+        if self.journal is not None:
+            self.journal.delivered(to_record(frame), time_ns() + delay_ms * 1_000_000)
 
     # -- delivery -------------------------------------------------------------------------
     def _deliver(self, frame: bytes) -> None:
@@ -162,6 +183,8 @@ class Channel:
         else:
             bucket[msg_id] = entry
         self.in_flight[msg_id] = entry
+        if self.journal is not None:
+            self.journal.delivered(frame[8:])    # the record with this delivery counted
         c.in_flight += 1
         c.message_count += 1
         if c.in_flight >= c.rdy:
@@ -272,6 +295,8 @@ class Channel:
 
     def finish(self, c, msg_id: bytes) -> None:
         entry = self._take(c, msg_id)
+        if self.journal is not None:
+            self.journal.done(msg_id)
         c.finish_count += 1
         c.in_flight -= 1
         if self.e2e is not None:
@@ -305,6 +330,8 @@ class Channel:
                 del timeouts[tick]
             if e2e is not None:
                 e2e.add_sample(frame_timestamp(entry[0]))
+            if self.journal is not None:
+                self.journal.done(msg_id)
             done += 1
         if done:
             c.finish_count += done
@@ -325,6 +352,8 @@ class Channel:
             self._defer(frame, delay_ms)
         else:
             self._put(frame)
+            if self.journal is not None:
+                self.journal.done(msg_id)
         c.update_ready()
 
     def touch(self, c, msg_id: bytes) -> None:
@@ -362,6 +391,8 @@ class Channel:
             frame = heapq.heappop(deferred)[2]
             worked = True
             self._put(frame)
+            if self.journal is not None:
+                self.journal.done(frame[18:34])
         return worked
 
     def _time_out(self, msg_id: bytes, entry: tuple) -> None:
@@ -369,6 +400,8 @@ class Channel:
         c = entry[CONSUMER]
         self.timeout_count += 1
         self._put(next_delivery(entry[FRAME]))
+        if self.journal is not None:
+            self.journal.done(msg_id)
         if c is not None:
             c.in_flight -= 1
             c.update_ready()
@@ -390,6 +423,8 @@ class Channel:
         self.deferred.clear()
         self.memory.clear()
         self.backend.empty()
+        if self.journal is not None:
+            self.journal.clear()
         for c in list(self.consumers):
             c.update_ready()
 
@@ -410,9 +445,13 @@ class Channel:
             self.deferred.clear()
             self.memory.clear()
             self.backend.delete()
+            if self.journal is not None:
+                self.broker.committer.close_journal(self)
             return
         self.flush_to_backend()
         self.backend.close()
+        if self.journal is not None:      # everything it held is in the (fsynced) queue now
+            self.broker.committer.close_journal(self)
 
     def flush_to_backend(self) -> None:
         mem, inflight, deferred = len(self.memory), len(self.in_flight), len(self.deferred)

@@ -126,6 +126,7 @@ class DiskQueue(DiskQueueMetadata):
         self._werr = None         # last failed background write, retried by the next put
         self._flush_scheduled = False
         self._unflushed = 0       # bytes buffered, not yet written to the OS
+        self._nread = 0           # records read since start (monotonic; see _meta_locked)
 
         # reader
         self._reader = None       # buffered file object on the current read file
@@ -368,7 +369,11 @@ class DiskQueue(DiskQueueMetadata):
         self._need_sync = True
         self._meta_stale = True
         self._ends.pop(old, None)
-        fn = self._file_name(old)
+        self._remove_read_file(old)
+
+    def _remove_read_file(self, num: int) -> None:
+        """A data file fully read: delete it (a subclass may keep it a while longer)."""
+        fn = self._file_name(num)
         try:
             os.remove(fn)
         except OSError as e:
@@ -459,6 +464,7 @@ class DiskQueue(DiskQueueMetadata):
                 rpos += 4 + n
                 self._rpos = rpos
                 self._depth -= 1
+                self._nread += 1
                 self._count += 1
                 if rfn < self._wfn:
                     if rpos >= self._read_end:
@@ -526,6 +532,7 @@ class DiskQueue(DiskQueueMetadata):
             with self._lock:
                 self._rpos = rpos + pos
                 self._depth -= len(out)
+                self._nread += len(out)
                 self._count += len(out)
         return out
 
@@ -722,8 +729,7 @@ class DiskQueue(DiskQueueMetadata):
                         self._log("ERROR", f"DISKQUEUE({self.name}) failed to sync - {e}")
                         raise
                     self._werr = None
-                    meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
-                                                     self._wfn, self._wpos)
+                    meta = self._meta_locked(self._wpos)
                     gen = self._gen
                     self._meta_seq += 1
                     seq = self._meta_seq

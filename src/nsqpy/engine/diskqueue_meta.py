@@ -81,6 +81,11 @@ class DiskQueueMetadata:
             self._meta_stale = True
 
     # -- persistence ------------------------------------------------------------------------
+    def _meta_locked(self, wpos: int) -> bytes:
+        """The metadata to persist (under _lock); a subclass may report an older read
+        position (nsqd --durable: the last one its in-flight journal covers)."""
+        return b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos, self._wfn, wpos)
+
     def _write_meta_tmp(self, meta: bytes, fsync: bool) -> str:
         tmp = "%s.%d.tmp" % (self._meta_path, int.from_bytes(os.urandom(8), "big") >> 1)
         fd = os.open(tmp, _TMP_FLAGS, 0o600)
@@ -120,8 +125,7 @@ class DiskQueueMetadata:
         self._meta_stale = False
         if self._deleted or self._closed:
             return
-        meta = b"%d\n%d,%d\n%d,%d\n" % (self._depth, self._rfn, self._rpos,
-                                         self._wfn, self._w.flushed)
+        meta = self._meta_locked(self._w.flushed)
         self._meta_seq += 1
         seq = self._meta_seq
         try:

@@ -103,6 +103,13 @@ def _apply(nsqd, request, action) -> None:
         raise Err(500, "INTERNAL_ERROR") from None
 
 
+async def _durable_commit(nsqd) -> None:
+    """--durable: answer a publish only once the group commit covering it has fsynced."""
+    committer = nsqd.broker.committer
+    if committer is not None and not await committer.wait():
+        raise Err(500, "INTERNAL_ERROR")
+
+
 async def _persist(nsqd) -> None:
     """Persist nsqd.dat before answering (Go calls PersistMetadata synchronously); the
     snapshot is taken on the loop, the write+fsync runs in a worker thread."""
@@ -203,6 +210,7 @@ class HTTPAPI:
             topic.put(body, defer_ms)
         except (TopicError, BackendError):
             raise Err(503, "EXITING") from None
+        await _durable_commit(self.nsqd)
         return b"OK"
 
     async def mpub(self, request, query):
@@ -245,6 +253,7 @@ class HTTPAPI:
             topic.put_many(msgs)
         except (TopicError, BackendError):
             raise Err(503, "EXITING") from None
+        await _durable_commit(self.nsqd)
         return b"OK"
 
     # -- /stats ------------------------------------------------------------------------------------
@@ -267,6 +276,8 @@ class HTTPAPI:
         if memory is not None:
             d["memory"] = memory
         d["producers"] = producers
+        if nsqd.broker.committer is not None:      # --durable only (absent upstream)
+            d["durable"] = dict(nsqd.broker.committer.stats)
         return d
 
     # -- topics -----------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ _TABLE: list[tuple[str, str, Any, str, str]] = [
     ("max_bytes_per_file", "int", 104857600, "max-bytes-per-file", "MaxBytesPerFile"),
     ("sync_every", "int", 2500, "sync-every", "SyncEvery"),
     ("sync_timeout", "duration", 2 * SECOND, "sync-timeout", "SyncTimeout"),
+    ("durable", "bool", False, "durable", "Durable"),     # nsqpy only: docs/durability.md
     ("queue_scan_selection_count", "int", 20, "queue-scan-selection-count",
      "QueueScanSelectionCount"),
     ("queue_scan_worker_pool_max", "int", 4, "queue-scan-worker-pool-max",
@@ -182,6 +183,7 @@ class Options:
     max_bytes_per_file: int = 104857600
     sync_every: int = 2500
     sync_timeout: int = 2 * SECOND
+    durable: bool = False
     queue_scan_selection_count: int = 20
     queue_scan_worker_pool_max: int = 4
     msg_timeout: int = 60 * SECOND
@@ -297,6 +299,9 @@ _HELP = {
     "max_bytes_per_file": "number of bytes per diskqueue file before rolling",
     "sync_every": "number of messages per diskqueue fsync",
     "sync_timeout": "duration of time per diskqueue fsync",
+    "durable": "[nsqpy] acknowledge PUB/MPUB/DPUB only once fsynced (group commit) and "
+               "journal in-flight/deferred messages, so kill -9 loses no acknowledged "
+               "message (implies --mem-queue-size=0)",
     "queue_scan_selection_count": "number of channels to check per cycle (every 100ms) for "
                                   "in-flight and deferred timeouts",
     "queue_scan_worker_pool_max": "max concurrency for checking in-flight and deferred message "

@@ -45,6 +45,8 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.out = []                     # pending frames
         self.out_size = 0                 # bytes of message frames among them
         self.respond_pending = False      # a response is queued: flush at the end of this read
+        self.commit = self.broker.committer   # --durable: OKs wait for the group commit
+        self.holds = []                   # (commit step, len(out) it releases) while held
         self.closed = False
         self.flush_timer = None
         self.flush_scheduled = False      # a flush at the end of this loop turn is queued
@@ -495,6 +497,50 @@ class ClientV2(asyncio.Protocol, Consumer):
             raise ProtocolError(f"E_{name}_FAILED", f"{name} failed {e}") from None
         self.pub_counts[topic_name] = self.pub_counts.get(topic_name, 0) + len(bodies)
         self._respond(OK_FRAME)
+        if self.commit is not None:
+            self._hold_until_commit()
+
+    # -- --durable: output waits for the commit covering the last publish ----------------------
+    def _hold_until_commit(self) -> None:
+        """Keep everything queued so far (this OK included) until the next group commit
+        ends; parsing goes on, so pipelined publishes share the commit."""
+        step = self.commit.started + 1
+        holds = self.holds
+        if holds and holds[-1][0] == step:
+            holds[-1] = (step, len(self.out))
+            return
+        holds.append((step, len(self.out)))
+        self.commit.request(self._commit_done)
+        self.flush = self._held_flush            # instance attribute: flushes wait
+
+    def _held_flush(self) -> None:
+        self.flush_scheduled = False
+
+    def _commit_done(self, step: int, ok: bool) -> None:
+        if self.closed:
+            return
+        if not ok:                               # not on disk: never say OK
+            self.log.error(f"[{self.remote_address}] - durable commit failed, closing")
+            self.out = []
+            self.transport.close()
+            self.connection_lost(None)
+            return
+        holds = self.holds
+        cut = 0
+        while holds and holds[0][0] <= step:
+            cut = holds.pop(0)[1]
+        if not holds:
+            del self.flush                       # back to ClientV2.flush
+            self.flush()
+        elif cut:
+            frames = self.out[:cut]
+            del self.out[:cut]
+            self.holds = [(s, n - cut) for s, n in holds]
+            self.out_size = max(0, self.out_size - sum(map(len, frames)))
+            data = b"".join(frames)
+            if self.encoder is not None:
+                data = self.encoder.encode(data)
+            self.transport.write(data)
 
     def _pub(self, cmd) -> None:
         self._publish("PUB", cmd.topic, (cmd.body,))
