@@ -11,6 +11,12 @@ and drives it with ``bench_writer`` / ``bench_reader``:
 
 For each it prints msgs/s and MB/s (from the tools' Go-style result lines),
 nsqd's idle RSS (VmRSS right after start) and peak RSS (VmHWM at the end).
+Then the other figures of issue #7, each from its own script in this folder (run alone
+too): start-to-/ping, idle RSS and bytes per queued message (startup_memory_bench.py),
+idle CPU with 10,000 topics+channels (idle_bench.py), HTTP /pub with wrk on 1 and 8
+keep-alive connections (http_bench.py).  A summary table compares every figure with its
+target.  ``--quick`` shortens the runs (3 s each, 200k queued messages).
+
 This is a script, not a test.
 """
 
@@ -148,6 +154,53 @@ def run_scenario(name: str, opts) -> dict:
 
 
 SCENARIOS = ["pub-batch-200", "pub-batch-1", "sub-backlog", "pub+sub"]
+EXTRAS = ["startup-memory", "idle", "http"]
+
+# (figure, target, higher is better)
+TARGETS = [
+    ("pub-batch-200 msgs/s", 500_000, True),
+    ("pub-batch-1 msgs/s", 31_000, True),
+    ("sub-backlog msgs/s", 410_000, True),
+    ("pub+sub pub msgs/s", 500_000, True),
+    ("pub+sub sub msgs/s", 500_000, True),
+    ("idle RSS MiB", 25, False),
+    ("bytes per queued 200-byte msg", 300, False),
+    ("start to /ping ms", 200, False),
+    ("idle CPU % with 10k topics+channels", 1, False),
+    ("HTTP /pub req/s, 1 connection", 12_000, True),
+    ("HTTP /pub req/s, 8 connections", 55_000, True),
+]
+
+
+def _load(name: str):
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    spec = importlib.util.spec_from_file_location(name[:-3], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_extra(name: str, opts) -> dict:
+    """Figures of the other bench scripts, by the summary's names."""
+    if name == "startup-memory":
+        mod = _load("startup_memory_bench.py")
+        res = mod.startup()
+        res.update(mod.queued_memory(200_000 if opts.quick else 1_000_000))
+        return {"start to /ping ms": res["start-to-ping-ms"],
+                "idle RSS MiB": res["idle-rss-mib"],
+                "bytes per queued 200-byte msg": res["bytes-per-queued-msg"]}
+    if name == "idle":
+        res = _load("idle_bench.py").run(seconds=5.0 if opts.quick else 10.0)
+        return {"idle CPU % with 10k topics+channels": res["idle-cpu-10k"],
+                "RSS per idle topic+channel bytes": res["rss-per-topic-channel"]}
+    if name == "http":
+        if shutil.which("wrk") is None:
+            raise RuntimeError("wrk is not installed (make bench installs it)")
+        res = _load("http_bench.py").run(opts.runfor)
+        return {"HTTP /pub req/s, 1 connection": res["http-pub-1conn"],
+                "HTTP /pub req/s, 8 connections": res["http-pub-8conn"]}
+    raise ValueError(name)
 
 
 def main(argv=None) -> int:
@@ -160,22 +213,44 @@ def main(argv=None) -> int:
                    help="connections per bench tool (default: tool default, one per CPU)")
     p.add_argument("--nsqd-flag", action="append", default=[],
                    help="extra flag passed to nsqd (repeatable), e.g. --nsqd-flag=--mem-queue-size=100000")
-    p.add_argument("scenarios", nargs="*", default=SCENARIOS, help=f"subset of {SCENARIOS}")
+    p.add_argument("--quick", action="store_true", help="3 s runs, 200k queued messages")
+    p.add_argument("scenarios", nargs="*", default=SCENARIOS + EXTRAS,
+                   help=f"subset of {SCENARIOS + EXTRAS}")
     opts = p.parse_args(argv)
+    if opts.quick:
+        opts.runfor = opts.backlog_runfor = "3s"
 
     mib = 1024 * 1024
+    figures = {}
     print(f"{'scenario':<15} {'side':<5} {'msgs/s':>12} {'MB/s':>9} {'idle RSS':>10} {'peak RSS':>10}")
     failed = 0
     for name in opts.scenarios:
         try:
+            if name in EXTRAS:
+                res = run_extra(name, opts)
+                figures.update(res)
+                for k, v in res.items():
+                    print(f"{k:<40} {v:>12,.1f}", flush=True)
+                continue
             res = run_scenario(name, opts)
         except Exception as e:  # report and continue with the next scenario
             print(f"{name:<15} ERROR: {e}", file=sys.stderr)
             failed += 1
             continue
         for side, (ops, mbps) in res["rows"].items():
+            figures[f"{name} {side} msgs/s" if name == "pub+sub" else f"{name} msgs/s"] = ops
             print(f"{name:<15} {side:<5} {ops:>12,.0f} {mbps:>9.2f} "
                   f"{res['idle'] / mib:>8.1f}Mi {res['peak'] / mib:>8.1f}Mi", flush=True)
+
+    print()
+    print(f"{'figure (issue #7)':<40} {'measured':>12} {'target':>10}")
+    for fig, target, higher in TARGETS:
+        if fig not in figures:
+            continue
+        v = figures[fig]
+        ok = v >= target if higher else v <= target
+        print(f"{fig:<40} {v:>12,.1f} {('>= ' if higher else '<= ') + format(target, ','):>10} "
+              f"{'ok' if ok else 'MISSED'}")
     return 1 if failed else 0
 
 
