@@ -13,7 +13,7 @@ from nsqpy.protocol import (
     encode_frame, encode_message, encode_message_frame, encode_response, go_quote,
     is_ephemeral, is_valid_channel_name, is_valid_topic_name,
 )
-from nsqpy.protocol.ids import SEQ_HEX, TWEPOCH
+from nsqpy.protocol.ids import TWEPOCH, seq_hex
 
 MID = b"0123456789abcdef"
 
@@ -236,7 +236,7 @@ def test_id_sequence_exhaustion_raises_then_recovers_next_unit():
 
 def _reserved_ids(g, n):
     prefix, first, count = g.reserve(n)
-    return [prefix + SEQ_HEX[first + i] for i in range(count)]
+    return [prefix + seq_hex()[first + i] for i in range(count)]
 
 
 def test_id_reserve_gives_the_ids_next_id_would():

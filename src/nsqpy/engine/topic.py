@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections import deque
 
-from ..protocol.ids import SEQ_HEX, IDGenerationError, IDGenerator
+from ..protocol.ids import IDGenerationError, IDGenerator, seq_hex
 from .channel import Channel
 from .message import frame_head, to_record
 
@@ -51,6 +51,7 @@ class Topic:
             raise TopicError("exiting")
         now = time.time_ns()
         reserve = self.idgen.reserve
+        hexes = seq_hex()
         frames = []
         append = frames.append
         nbytes = 0
@@ -69,7 +70,7 @@ class Topic:
                 if n != head_len:            # equal sizes share one header + id prefix
                     head = frame_head(n, now) + prefix
                     head_len = n
-                append(head + SEQ_HEX[seq] + body)
+                append(head + hexes[seq] + body)
                 seq += 1
                 nbytes += n
             done += count

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import zlib
 
-__all__ = ["IDGenerator", "IDGenerationError", "SEQ_HEX", "default_node_id", "TWEPOCH",
+__all__ = ["IDGenerator", "IDGenerationError", "SEQ_HEX", "seq_hex", "default_node_id", "TWEPOCH",
            "ErrTimeBackwards", "ErrSequenceExpired", "ErrIDBackwards"]
 
 TWEPOCH = 1288834974288  # (2012-10-28 16:23:42 UTC).UnixNano() >> 20
@@ -111,8 +111,15 @@ class IDGenerator:
         return (b"%016x" % base)[:13], first, count
 
 
-SEQ_HEX = [b"%03x" % i for i in range(_SEQUENCE_MASK + 1)]
-"""The last three hex digits of an id for each sequence number (see ``reserve``)."""
+SEQ_HEX: list = []
+"""The last three hex digits of an id for each sequence number (see ``reserve``); filled
+by :func:`seq_hex` on first use (180 KiB an idle nsqd need not hold)."""
+
+
+def seq_hex() -> list:
+    if not SEQ_HEX:
+        SEQ_HEX.extend(b"%03x" % i for i in range(_SEQUENCE_MASK + 1))
+    return SEQ_HEX
 
 
 def default_node_id(hostname: str) -> int:
