@@ -15,7 +15,7 @@ from .backend import BackendError
 from .consumer import STATE_SUBSCRIBED
 from .message import frame_timestamp, from_record, next_delivery, to_record
 
-PUMP_BATCH = 256               # disk records read at once for ready consumers
+DELIVER_RUN = 64               # messages handed to one ready consumer before the next
 TICKS_PER_SECOND = 10          # in-flight timeouts are checked every 100 ms (QUEUE_SCAN_INTERVAL)
 
 # An in-flight message is a tuple (a class instance costs ~10x more to make):
@@ -95,13 +95,24 @@ class Channel:
                 self._put(frame)
             return
         ready = self.ready
-        memory = self.memory
-        for frame in frames:
-            if ready:
-                self._deliver(frame)
-            elif len(memory) < self.mem_queue_size:
-                memory.append(frame)
-            else:
+        i = 0
+        n = len(frames)
+        while i < n and ready:
+            c = self._pick()
+            take = min(c.rdy - c.in_flight, DELIVER_RUN, n - i)
+            if take <= 0:                    # (not ready after all)
+                c.ready = False
+                ready.pop(c, None)
+                continue
+            self._deliver_run(c, frames[i:i + take] if take < n else frames)
+            i += take
+        if i < n:
+            memory = self.memory
+            room = self.mem_queue_size - len(memory)
+            if room > 0:
+                memory.extend(frames[i:i + room])
+                i += room
+            for frame in frames[i:]:
                 self._to_backend(frame)
 
     def put_records(self, records) -> None:
@@ -164,77 +175,86 @@ class Channel:
             self.journal.delivered(to_record(frame), time_ns() + delay_ms * 1_000_000)
 
     # -- delivery -------------------------------------------------------------------------
-    def _deliver(self, frame: bytes) -> None:
+    def _pick(self):
+        """The next ready consumer, round robin (by runs of messages)."""
         ready = self.ready
         c = next(iter(ready))
-        if len(ready) > 1:             # round robin over ready consumers
+        if len(ready) > 1:
             del ready[c]
             ready[c] = None
-        if c.sample_rate and _randint(0, 99) > c.sample_rate:
-            return                     # sampled out: lost for this channel, like upstream
+        return c
+
+    def _deliver(self, frame: bytes) -> None:
+        self._deliver_run(self._pick(), (frame,))
+
+    def _deliver_run(self, c, frames) -> None:
+        """Send ``frames`` (at most the room ``c`` has left) to ready consumer ``c``."""
         now = monotonic()
         tick = int((now + c.msg_timeout) * TICKS_PER_SECOND) + 1
-        msg_id = frame[18:34]
-        entry = (frame, now, c, tick)
         bucket = self.timeouts.get(tick)
         if bucket is None:
-            self.timeouts[tick] = {msg_id: entry}
+            bucket = self.timeouts[tick] = {}
             self.broker.scan_set.add(self)     # a new bucket: make sure the scanner looks here
-        else:
-            bucket[msg_id] = entry
-        self.in_flight[msg_id] = entry
-        if self.journal is not None:
-            self.journal.delivered(frame[8:])    # the record with this delivery counted
-        c.in_flight += 1
-        c.message_count += 1
+        in_flight = self.in_flight
+        journal = self.journal
+        sample = c.sample_rate
+        if sample:
+            frames = [f for f in frames if _randint(0, 99) <= sample]   # the rest is lost
+            if not frames:                     # for this channel, like upstream
+                if not bucket:
+                    del self.timeouts[tick]
+                return
+        for frame in frames:
+            msg_id = frame[18:34]
+            in_flight[msg_id] = bucket[msg_id] = (frame, now, c, tick)
+        if journal is not None:
+            for frame in frames:
+                journal.delivered(frame[8:])   # the record with this delivery counted
+        sent = len(frames)
+        c.in_flight += sent
+        c.message_count += sent
+        c.send_frames(frames)
         if c.in_flight >= c.rdy:
             c.ready = False
-            del ready[c]
-            c.send_frame(frame)
+            self.ready.pop(c, None)
             c.flush_soon()
-        else:
-            c.send_frame(frame)
 
     def pump(self) -> None:
         """Hand queued messages to ready consumers until one side runs out.  Memory and
-        disk take turns (a batch from disk, then one from memory) when both hold some."""
+        disk take turns (a run from each) when both hold messages."""
         memory = self.memory
         backend = self.backend
         while self.ready and not self.paused:
+            c = self._pick()
+            room = min(c.rdy - c.in_flight, DELIVER_RUN)
             if backend.depth and (self._from_backend or not memory):
                 self._from_backend = False
-                want = 0
-                for c in self.ready:
-                    want += c.rdy - c.in_flight
-                datas = backend.get_many(max(1, min(want, PUMP_BATCH)))
+                datas = backend.get_many(max(1, room))
                 if not datas:                # the disk queue cannot read right now
                     if not memory:
                         return
-                    self._deliver(memory.popleft())
-                    continue
-                for i, data in enumerate(datas):
-                    if not self.ready:       # (a consumer's output blocked meanwhile)
-                        self._unread(datas[i:])
-                        return
-                    try:
-                        frame = from_record(data)
-                    except ValueError as e:
-                        self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
+                    frames = [memory.popleft() for _ in range(min(room, len(memory)))]
+                else:
+                    frames = []
+                    for data in datas:
+                        try:
+                            frames.append(from_record(data))
+                        except ValueError as e:
+                            self.broker.log.error(
+                                f"CHANNEL({self.name}): bad message on disk - {e}")
+                    if not frames:
                         continue
-                    self._deliver(frame)
             elif memory:
                 self._from_backend = True
-                self._deliver(memory.popleft())
+                frames = [memory.popleft() for _ in range(min(room, len(memory)))]
             else:
                 return
-
-    def _unread(self, datas) -> None:
-        """Disk records read for consumers that are no longer ready: first in memory."""
-        for data in reversed(datas):
-            try:
-                self.memory.appendleft(from_record(data))
-            except ValueError as e:
-                self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
+            if room <= 0:                    # (not ready after all: keep them first)
+                memory.extendleft(reversed(frames))
+                c.ready = False
+                self.ready.pop(c, None)
+                continue
+            self._deliver_run(c, frames)
 
     # -- consumers ------------------------------------------------------------------------
     def add_consumer(self, c) -> None:

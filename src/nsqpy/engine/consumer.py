@@ -50,6 +50,10 @@ class Consumer:
         """Queue a complete message frame (see :mod:`nsqpy.engine.message`)."""
         raise NotImplementedError
 
+    def send_frames(self, frames) -> None:
+        for frame in frames:
+            self.send_frame(frame)
+
     def flush(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -211,6 +211,15 @@ class ClientV2(asyncio.Protocol, Consumer):
               and self.output_buffer_timeout > 0):
             self.flush_timer = self.loop.call_later(self.output_buffer_timeout, self._timed_flush)
 
+    def send_frames(self, frames) -> None:
+        self.out += frames
+        self.out_size += sum(map(len, frames))
+        if self.out_size >= self.output_buffer_size:
+            self.flush_soon()
+        elif (self.flush_timer is None and not self.flush_scheduled
+              and self.output_buffer_timeout > 0):
+            self.flush_timer = self.loop.call_later(self.output_buffer_timeout, self._timed_flush)
+
     def _fatal(self, err: ProtocolError) -> None:
         self.log.error(f"[{self.remote_address}] - {err.code} {err.desc}")
         self.out.append(encode_error(err.frame_data()))
