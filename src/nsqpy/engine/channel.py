@@ -199,7 +199,8 @@ class Channel:
         c.in_flight -= 1
         if self.e2e is not None:
             self.e2e.add_sample(msg.timestamp)
-        if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
+        if (c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED
+                and not c.output_blocked):
             # ready again; the connection calls pump() once after the whole read, so a
             # batch of FINs refills in one pass
             c.ready = True
