@@ -18,6 +18,7 @@ import os
 import random
 import resource
 import socket
+import statistics
 import struct
 import threading
 import time
@@ -209,6 +210,12 @@ def _channel_throughput(daemon, topic: str, channel: str, n: int, body: bytes) -
     return n / elapsed
 
 
+def _median_throughput(daemon, topic: str, channel: str, n: int, body: bytes) -> float:
+    """Median of three runs: short runs on a shared machine are noisy in both directions."""
+    return statistics.median(_channel_throughput(daemon, topic, channel, n, body)
+                             for _ in range(3))
+
+
 def _stuck_client(daemon, topic: str, channel: str) -> dict:
     (client,) = daemon.channel_stats(topic, channel)["clients"]
     return client
@@ -220,8 +227,8 @@ def test_consumer_that_never_reads_is_bounded_and_does_not_slow_others(nsqd_fact
     d = nsqd_factory("--mem-queue-size=100")
     pid = d.proc.pid
     n, body = 3000, b"m" * 1024
-    before_same = _channel_throughput(d, "load", "good", n, body)
-    before_other = _channel_throughput(d, "other", "good", n, body)
+    before_same = _median_throughput(d, "load", "good", n, body)
+    before_other = _median_throughput(d, "other", "good", n, body)
 
     stuck = _stuck_consumer(d, "load", "stuck")
     try:
@@ -243,8 +250,8 @@ def test_consumer_that_never_reads_is_bounded_and_does_not_slow_others(nsqd_fact
             msg_id, _, _, _ = c.read_message(timeout=10)
             c.send(cmds.encode_fin(msg_id))
         c.close()
-        after_same = _channel_throughput(d, "load", "good", n, body)
-        after_other = _channel_throughput(d, "other", "good", n, body)
+        after_same = _median_throughput(d, "load", "good", n, body)
+        after_other = _median_throughput(d, "other", "good", n, body)
         client2 = _stuck_client(d, "load", "stuck")
         rss2 = rss(pid)
         depth = d.channel_stats("load", "stuck")["depth"]
@@ -400,26 +407,32 @@ def test_slow_loris_http_clients_do_not_stop_service(nsqd_factory, nofile):
             s.send(b"G")
             socks.append(s)
         header = b"ET /ping HTTP/1.1\r\nHost: nsqd\r\nX-Slow: " + b"a" * 4000
-        worst = 0.0
+        pairs = []
+        dropped = set()
         t_end = time.monotonic() + 6.0
         pos = 0
         pings = pubs = 0
         while time.monotonic() < t_end and pos < len(header):
             for s in socks:                 # one more byte on every connection
-                s.send(header[pos:pos + 1])
+                try:
+                    s.send(header[pos:pos + 1])
+                except OSError:             # a server may time slow headers out: fine
+                    dropped.add(s)
             pos += 1
             t0 = time.monotonic()
             status, _, body = d.http("GET", "/ping")
             assert (status, body) == (200, b"OK")
             status, _, body = d.http("POST", "/pub?topic=loris", b"hello")
             assert (status, body) == (200, b"OK")
-            worst = max(worst, time.monotonic() - t0)
+            pairs.append(time.monotonic() - t0)
             pings += 1
             pubs += 1
             time.sleep(0.05)
         rss1 = rss(pid)
+        worst = max(pairs)
         print(f"\nslow loris: {LORIS} conns trickled {pos} header bytes each; {pings} /ping + "
-              f"/pub pairs, worst pair {worst * 1000:.1f} ms; nsqd RSS {rss0 / 2**20:.1f} -> "
+              f"/pub pairs, median {statistics.median(pairs) * 1000:.1f} ms, worst "
+              f"{worst * 1000:.1f} ms (pair #{pairs.index(worst)}), {len(dropped)} closed by nsqd; nsqd RSS {rss0 / 2**20:.1f} -> "
               f"{rss1 / 2**20:.1f} MiB ({(rss1 - rss0) / LORIS:.0f} B/conn)")
         assert worst < 1.0
         assert rss1 - rss0 < 64 * 2**20
