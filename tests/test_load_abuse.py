@@ -134,6 +134,9 @@ def test_ten_thousand_held_connections_do_not_stop_service(nsqd_factory, nofile)
     nofile(HELD + 2048)                    # inherited by the nsqd started below
     d = nsqd_factory()
     pid = d.proc.pid
+    with open(f"/proc/{pid}/limits") as f:
+        (line,) = [ln for ln in f if ln.startswith("Max open files")]
+    assert int(line.split()[3]) >= HELD + 2048, line
     base = pub_and_consume(d, "warm", 50)  # warm up code paths before measuring memory
     rss0 = rss(pid)
     t0 = time.monotonic()
