@@ -38,19 +38,23 @@ class Backend:
         except OSError as e:
             self.broker.disk_failed(e)
             raise BackendError(str(e)) from e
-        if self.broker.health_error is not None:
-            self.broker.disk_ok()
+        broker = self.broker
+        if broker.health_error is not None:
+            broker.disk_ok()
+        broker.dirty_backends.add(self)        # the --sync-timeout timer looks only at these
         if self.dq.sync_due():
             self.sync_soon()
 
     def get(self):
         data = self.dq.get()
+        self.broker.dirty_backends.add(self)
         if self.dq.sync_due():
             self.sync_soon()
         return data
 
     def get_many(self, max_n: int) -> list:
         datas = self.dq.get_many(max_n)
+        self.broker.dirty_backends.add(self)
         if self.dq.sync_due():
             self.sync_soon()
         return datas
@@ -73,8 +77,11 @@ class Backend:
         exc = fut.exception()
         if exc is not None:
             self.broker.log.error(f"DISKQUEUE({self.dq.name}): sync failed - {exc}")
+        if self.dq.dirty():                    # failed, or written while syncing: next tick
+            self.broker.dirty_backends.add(self)
 
     def sync_if_dirty(self) -> None:
+        """The --sync-timeout rule; a queue busy syncing is looked at again by _synced."""
         if self.dq.dirty():
             self.sync_soon()
 
@@ -86,6 +93,7 @@ class Backend:
 
     def delete(self) -> None:
         self.broker.backends.discard(self)
+        self.broker.dirty_backends.discard(self)
         self.dq.delete()
 
 

@@ -20,6 +20,7 @@ from .topic import Topic
 
 QUEUE_SCAN_INTERVAL = 0.1        # upstream's queueScanInterval
 METADATA_FILE = "nsqd.dat"
+META_PACING = 10                 # coalesced nsqd.dat rewrites: wait 10x the last snapshot's cost
 MIN_RECORD_SIZE = 26             # smallest valid disk record: the message header
 
 
@@ -38,10 +39,13 @@ class Broker:
         self.exiting = False
         self.listeners = []            # callables(event, topic, channel_or_None)
         self.topic_starter = None      # callable(topic) that later calls topic.start()
-        self.backends = set()          # every disk backend, for the sync timer
+        self.backends = set()          # every disk backend (--durable commits look at all)
+        self.dirty_backends = set()    # disk backends written or read since the sync timer
+                                       # last looked: an idle queue costs the timer nothing
         self.scan_set = set()          # channels holding in-flight or deferred messages
         self._meta_lock = threading.Lock()
-        self._meta_state = 0           # 0 idle, 1 writing, 2 writing and dirty again
+        self._meta_state = 0           # 0 idle, 1 writing (or pacing), 2 and dirty again
+        self._meta_cost = 0.0          # seconds the last nsqd.dat snapshot took on the loop
         self._tasks = []
         # --durable: every queued message goes through the disk queues, publishes are
         # acknowledged after a group commit (engine/commit.py, docs/durability.md)
@@ -80,6 +84,8 @@ class Broker:
                          opts.sync_timeout / 1e9, log=self.log.log)
         backend = Backend(dq, self)
         self.backends.add(backend)
+        if dq.dirty():
+            self.dirty_backends.add(backend)
         return backend
 
     def new_e2e_stream(self):
@@ -187,7 +193,9 @@ class Broker:
             self._meta_state = 0
             self.persist_metadata()
             return
+        started = time.perf_counter()
         data = json.dumps(self.metadata(), separators=(",", ":")).encode()
+        self._meta_cost = time.perf_counter() - started
         fut = loop.run_in_executor(None, self._write_metadata, data)
         fut.add_done_callback(self._metadata_written)
 
@@ -195,9 +203,18 @@ class Broker:
         exc = fut.exception()
         if exc is not None:
             self.log.error(f"NSQ: failed to persist metadata - {exc}")
-        again = self._meta_state == 2
+        if self._meta_state == 2 and not self.exiting:
+            # changed again while writing: the next snapshot waits 10x what the last one
+            # took on the loop, so creating thousands of topics is not quadratic in loop time
+            self._meta_state = 1
+            asyncio.get_running_loop().call_later(META_PACING * self._meta_cost,
+                                                  self._persist_again)
+        else:
+            self._meta_state = 0
+
+    def _persist_again(self) -> None:
         self._meta_state = 0
-        if again and not self.exiting:
+        if not self.exiting:
             self.persist_metadata_soon()
 
     def load_metadata(self) -> None:
@@ -263,8 +280,11 @@ class Broker:
         interval = max(self.opts.sync_timeout / 1e9, 0.01)
         while True:
             await asyncio.sleep(interval)
-            for backend in list(self.backends):
-                backend.sync_if_dirty()
+            dirty = self.dirty_backends
+            if dirty:
+                self.dirty_backends = set()
+                for backend in dirty:
+                    backend.sync_if_dirty()
 
     def close(self) -> None:
         """Clean stop: persist metadata, flush every queue to disk (storage.md §6)."""

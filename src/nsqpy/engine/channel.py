@@ -321,7 +321,8 @@ class Channel:
         c.in_flight -= 1
         if self.e2e is not None:
             self.e2e.add_sample(frame_timestamp(entry[FRAME]))
-        if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
+        if (c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED
+                and not c.output_blocked):
             # ready again; the connection calls pump() once after the whole read, so a
             # batch of FINs refills in one pass
             c.ready = True
@@ -356,7 +357,8 @@ class Channel:
         if done:
             c.finish_count += done
             c.in_flight -= done
-            if c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED:
+            if (c.in_flight < c.rdy and not c.ready and c.state == STATE_SUBSCRIBED
+                    and not c.output_blocked):
                 c.ready = True
                 self.ready[c] = None
         return failed or ()

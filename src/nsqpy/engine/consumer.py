@@ -26,6 +26,7 @@ class Consumer:
         self.requeue_count = 0
         self.msg_timeout = 60.0     # seconds in flight before a timeout requeue
         self.sample_rate = 0
+        self.output_blocked = False # the connection cannot take more output right now
 
     # -- called by the connection --------------------------------------------------
     def set_rdy(self, count: int) -> None:
@@ -34,7 +35,8 @@ class Consumer:
 
     def update_ready(self) -> None:
         """Re-evaluate readiness and tell the channel when it changes."""
-        ready = self.state == STATE_SUBSCRIBED and self.in_flight < self.rdy
+        ready = (self.state == STATE_SUBSCRIBED and self.in_flight < self.rdy
+                 and not self.output_blocked)
         if ready != self.ready:
             ch = self.channel
             if ch is None:

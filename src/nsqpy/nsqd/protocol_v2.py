@@ -54,6 +54,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.idle_timer = None
         self.last_read = monotonic()
         self.write_paused_at = None
+        self.reading_paused_for_write = False
         # identity and negotiated settings
         self.remote_ip = ""
         self.remote_port = 0
@@ -133,11 +134,28 @@ class ClientV2(asyncio.Protocol, Consumer):
                 self._fatal(err)
         return False
 
+    # The transport's write buffer is full (the client is not reading): like Go's blocked
+    # writer, stop delivering messages to it, and stop reading its commands once one has a
+    # response, so what nsqd buffers per client stays bounded.
     def pause_writing(self) -> None:
         self.write_paused_at = monotonic()
+        self.output_blocked = True
+        self.update_ready()
 
     def resume_writing(self) -> None:
         self.write_paused_at = None
+        self.output_blocked = False
+        if self.closed:
+            return
+        if self.reading_paused_for_write:
+            self.reading_paused_for_write = False
+            if self.busy is None:
+                self.transport.resume_reading()
+                self._process()
+                if self.deflate and self.decoder.pending and not self.closed:
+                    self.data_received(b"")
+        if not self.closed:
+            self.update_ready()
 
     # -- timers -----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -261,8 +279,9 @@ class ClientV2(asyncio.Protocol, Consumer):
                 self.parser.feed(data)
                 if self.busy is None:
                     self._process()
-                if self.closed or self.busy is not None or not self.deflate or not decoder.pending:
-                    return                                   # (an async step resumes it)
+                if (self.closed or self.busy is not None or not self.deflate
+                        or not decoder.pending or self.reading_paused_for_write):
+                    return                     # (an async step or resume_writing resumes it)
                 data = decoder.decode(b"", INFLATE_CHUNK)   # inflate the rest bit by bit
         except CompressionError as e:
             self.log.error(f"[{self.remote_address}] - failed to decompress: {e}")
@@ -274,7 +293,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         parser = self.parser
         handlers = self.HANDLERS
         try:
-            while not self.closed and self.busy is None:
+            while not self.closed and self.busy is None and not self.reading_paused_for_write:
                 if self.state >= STATE_SUBSCRIBED and (self.tls or not self.nsqd.tls_required_tcp):
                     fins = parser.take_fins()        # a whole run of FINs in one call
                     if fins:
@@ -286,6 +305,10 @@ class ClientV2(asyncio.Protocol, Consumer):
                     handlers[cmd.__class__](self, cmd)
                 except NeedsRefresh:
                     self._run_async(self._refresh_then_retry(cmd))
+                if self.respond_pending and self.write_paused_at is not None:
+                    self.reading_paused_for_write = True     # resume_writing goes on
+                    self.transport.pause_reading()
+                    break
         except ProtocolError as err:      # everything the parser and handlers raise is fatal
             self._fatal(err)
             return
