@@ -43,6 +43,7 @@ class Broker:
         self.dirty_backends = set()    # disk backends written or read since the sync timer
                                        # last looked: an idle queue costs the timer nothing
         self.scan_set = set()          # channels holding in-flight or deferred messages
+        self._scan_wakeup = None       # set while the scanner sleeps with nothing to scan
         self._meta_lock = threading.Lock()
         self._meta_state = 0           # 0 idle, 1 writing (or pacing), 2 and dirty again
         self._meta_cost = 0.0          # seconds the last nsqd.dat snapshot took on the loop
@@ -263,8 +264,18 @@ class Broker:
         if self.committer is not None:
             self.committer.start()
 
+    def want_scan(self, ch) -> None:
+        """``ch`` holds in-flight or deferred messages: the scanner must look at it."""
+        self.scan_set.add(ch)
+        if self._scan_wakeup is not None:
+            self._scan_wakeup.set()
+
     async def _scan_loop(self) -> None:
         while True:
+            if not self.scan_set:             # nothing in flight or deferred anywhere:
+                wakeup = self._scan_wakeup = asyncio.Event()   # sleep until there is
+                await wakeup.wait()
+                self._scan_wakeup = None
             await asyncio.sleep(QUEUE_SCAN_INTERVAL)
             now = time.monotonic()
             for ch in list(self.scan_set):

@@ -170,7 +170,7 @@ class Channel:
     def _defer(self, frame: bytes, delay_ms: int) -> None:
         self.deferred_seq += 1
         heapq.heappush(self.deferred, (monotonic() + delay_ms / 1000.0, self.deferred_seq, frame))
-        self.broker.scan_set.add(self)
+        self.broker.want_scan(self)
         if self.journal is not None:
             self.journal.delivered(to_record(frame), time_ns() + delay_ms * 1_000_000)
 
@@ -194,7 +194,7 @@ class Channel:
         bucket = self.timeouts.get(tick)
         if bucket is None:
             bucket = self.timeouts[tick] = {}
-            self.broker.scan_set.add(self)     # a new bucket: make sure the scanner looks here
+            self.broker.want_scan(self)     # a new bucket: make sure the scanner looks here
         in_flight = self.in_flight
         journal = self.journal
         sample = c.sample_rate
@@ -388,7 +388,7 @@ class Channel:
             entry = (frame, delivered, c, tick)
             self.in_flight[msg_id] = entry
             self.timeouts.setdefault(tick, {})[msg_id] = entry
-            self.broker.scan_set.add(self)
+            self.broker.want_scan(self)
 
     # -- the queue scanner ---------------------------------------------------------------------
     def scan(self, now: float) -> bool:
