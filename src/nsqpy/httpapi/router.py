@@ -1,4 +1,4 @@
-"""julienschmidt/httprouter as NSQ configures it, dispatching on aiohttp's low-level server.
+"""julienschmidt/httprouter as NSQ configures it, dispatching requests from :mod:`.server`.
 
 * exact routes, plus routes with ``:name`` segments (``/config/:opt``);
 * a miss with a route at the other trailing-slash form, or at the case-insensitive /
@@ -23,7 +23,7 @@ from urllib.parse import quote as _urlquote
 from urllib.parse import unquote_to_bytes
 
 from ..gotime import format_duration
-from .request import CONTINUED, remote_addr
+from .request import remote_addr
 from .responses import HTML_CT, Err, Resp, plain, v1_err, v1_ok
 
 __all__ = ["PLAIN", "RAW", "V1", "Router", "clean_path"]
@@ -106,7 +106,7 @@ class _ParamRoute:
 
 
 class Router:
-    """Routes and the aiohttp low-level handler (:meth:`handle`).
+    """Routes and the server's request handler (:meth:`handle`).
 
     ``log``: the daemon's logger (``.info``/``.error``). ``no_peer``: the remote address
     logged for a connection without one (``"@"`` where unix sockets are served).
@@ -193,7 +193,7 @@ class Router:
 
     # -- serving ------------------------------------------------------------------------------
     async def handle(self, request):
-        """The handler for ``aiohttp.web_server.Server``."""
+        """The handler for :func:`.server.serve`."""
         raw = request.raw_path
         if raw[:1] != "/":
             raw = _origin_form(raw)
@@ -290,7 +290,7 @@ def _redirect(method, target, query, sep, safe=_SAFE):
 def _maybe_close(request, resp) -> None:
     """Go closes the connection rather than drain a big or never-sent body."""
     close = False
-    if not request.get(CONTINUED):
+    if not request.continued:
         expect = request.headers.get("Expect")
         if expect is not None and expect.lower() == "100-continue":
             close = True
@@ -299,7 +299,3 @@ def _maybe_close(request, resp) -> None:
         close = cl is None or cl > 256 << 10
     if close:
         resp.force_close()
-        # close right after the response instead of lingering to drain the body
-        proto = request.protocol
-        if proto is not None and hasattr(proto, "_lingering_time"):
-            proto._lingering_time = 0.0
