@@ -326,9 +326,8 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             resp = task.result()
         if self._respond(req, resp):
-            self._kick()
-        elif self._out:
             self._flush()
+            self._kick()
 
     def _respond(self, req: Request, resp) -> bool:
         """Queue ``resp``; False when the connection is closing now."""
