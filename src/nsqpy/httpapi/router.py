@@ -127,11 +127,14 @@ class Router:
         self.tree_methods: list = []
         self._lower: dict = {}
 
-    def add(self, method: str, path: str, handler, kind: int = V1, logged: bool = True):
+    def add(self, method: str, path: str, handler, kind: int = V1, logged: bool = True,
+            sync=None):
         """Route ``method path`` to ``await handler(request, query)`` — with a third
         argument, the dict of ``:name`` values, when ``path`` has ``:name`` segments.
-        ``query`` is the raw query string (see :func:`.request.parse_query`)."""
-        entry = (handler, kind, logged)
+        ``query`` is the raw query string (see :func:`.request.parse_query`). ``sync``: a
+        plain function tried first by :meth:`handle_sync` (same arguments and result;
+        ``NotImplemented`` when it cannot answer without awaiting)."""
+        entry = (handler, kind, logged, sync)
         if ":" in path:
             for r in self.param_routes:
                 if r.segs == path.split("/"):
@@ -203,10 +206,88 @@ class Router:
         if "%" in path:
             path = unquote_to_bytes(path).decode("utf-8", "surrogateescape")
         method = request.method
-        entry, params = self._lookup(method, path)
-        if entry is not None:
-            return await self._dispatch(request, entry, query, params, raw)
-        return self._fallback(request, method, path, query, sep, raw)
+        r = self.routes.get(path)
+        if r is not None:
+            entry = r.get(method)
+            params = None
+        else:
+            entry, params = self._lookup(method, path)
+        if entry is None:
+            return self._fallback(request, method, path, query, sep, raw)
+        # the dispatch, inlined (one coroutine less per request)
+        fn, kind, logged, _ = entry
+        start = _perf_ns() if logged else 0
+        status = 200
+        try:
+            if params is None:
+                result = await fn(request, query)
+            else:
+                result = await fn(request, query, params)
+        except Err as e:
+            status = e.code
+            resp = plain(e.code, e.text) if kind == PLAIN else v1_err(e.code, e.text)
+        except Exception as e:  # noqa: BLE001 - a handler panic
+            self.log.error(f"panic in HTTP handler - {e!r}")
+            status = 500
+            resp = v1_err(500, "INTERNAL_ERROR")
+        else:
+            if kind == V1:
+                resp = v1_ok(result)
+            elif kind == PLAIN:
+                # a PLAIN handler may build its own 200 (a static file) and still have
+                # its Err answered as plain text
+                resp = result if isinstance(result, Resp) else plain(200, result)
+            else:
+                resp = result
+        if logged:
+            self.log_request(request, raw, status, start)
+        if self.close_unread_body and not request.content.at_eof():
+            _maybe_close(request, resp)
+        return resp
+
+    def handle_sync(self, request):
+        """The response of an exact route's ``sync`` function, or None (then
+        :meth:`handle` serves the request). For :func:`.server.serve`'s ``sync_handler``."""
+        raw = request.raw_path
+        if raw[:1] != "/":
+            return None
+        path, sep, query = raw.partition("?")
+        if "%" in path or "#" in query:
+            return None
+        r = self.routes.get(path)
+        if r is None:
+            return None
+        entry = r.get(request.method)
+        if entry is None:
+            return None
+        _, kind, logged, fn = entry
+        if fn is None:
+            return None
+        start = _perf_ns() if logged else 0
+        status = 200
+        try:
+            result = fn(request, query)
+            if result is NotImplemented:
+                return None
+        except Err as e:
+            status = e.code
+            resp = plain(e.code, e.text) if kind == PLAIN else v1_err(e.code, e.text)
+        except Exception as e:  # noqa: BLE001 - a handler panic
+            self.log.error(f"panic in HTTP handler - {e!r}")
+            status = 500
+            resp = v1_err(500, "INTERNAL_ERROR")
+        else:
+            if kind == V1:
+                resp = v1_ok(result)
+            elif kind == PLAIN:
+                resp = result if isinstance(result, Resp) else plain(200, result)
+            else:
+                resp = result
+        if logged:
+            self.log_request(request, raw, status, start)
+        if self.close_unread_body and not request.content.at_eof():
+            _maybe_close(request, resp)
+        return resp
 
     def _fallback(self, request, method, path, query, sep, raw):
         start = _perf_ns()
@@ -240,37 +321,6 @@ class Router:
         self.log.info(f"{status} {request.method} {raw} "
                       f"({remote_addr(request, self.no_peer)}) "
                       f"{format_duration(_perf_ns() - start)}")
-
-    async def _dispatch(self, request, entry, query, params, raw):
-        fn, kind, logged = entry
-        start = _perf_ns() if logged else 0
-        status = 200
-        try:
-            if params is None:
-                result = await fn(request, query)
-            else:
-                result = await fn(request, query, params)
-        except Err as e:
-            status = e.code
-            resp = plain(e.code, e.text) if kind == PLAIN else v1_err(e.code, e.text)
-        except Exception as e:  # noqa: BLE001 - a handler panic
-            self.log.error(f"panic in HTTP handler - {e!r}")
-            status = 500
-            resp = v1_err(500, "INTERNAL_ERROR")
-        else:
-            if kind == V1:
-                resp = v1_ok(result)
-            elif kind == PLAIN:
-                # a PLAIN handler may build its own 200 (a static file) and still have
-                # its Err answered as plain text
-                resp = result if isinstance(result, Resp) else plain(200, result)
-            else:
-                resp = result
-        if logged:
-            self.log_request(request, raw, status, start)
-        if self.close_unread_body and not request.content.is_eof():
-            _maybe_close(request, resp)
-        return resp
 
 
 def _redirect(method, target, query, sep, safe=_SAFE):

@@ -22,6 +22,7 @@ Handlers get a :class:`Request` (:mod:`.body` has its body stream).
 from __future__ import annotations
 
 import asyncio
+import time
 import types
 
 from .body import Body
@@ -44,6 +45,33 @@ _INTERNAL = (b'{"message":"INTERNAL_ERROR"}',
 
 def _has_token(value: str, token: str) -> bool:
     return any(p.strip().lower() == token for p in value.split(","))
+
+
+_RESPONSES: dict = {}
+"""Small responses' bytes for the current second (they carry its Date)."""
+_cache_sec = [0]
+_time = time.time
+
+_HEADS: dict = {}
+"""Parsed heads by their bytes: keep-alive clients repeat theirs (the headers object is
+shared, so handlers must not modify request headers)."""
+
+
+def _parse(head: bytes) -> tuple:
+    """``(method, target, version, headers, chunked, length, keep_alive)`` of a head."""
+    method, target, version, headers = parse_head(head)
+    chunked, length = body_framing(version, headers)
+    conn = headers._first.get("connection")
+    if version >= (1, 1):
+        keep_alive = conn is None or not _has_token(conn, "close")
+    else:
+        keep_alive = conn is not None and _has_token(conn, "keep-alive")
+    ent = (method, target, version, headers, chunked, length, keep_alive)
+    if len(head) <= 1024:
+        if len(_HEADS) >= 256:
+            _HEADS.clear()
+        _HEADS[head] = ent
+    return ent
 
 
 class Request:
@@ -223,6 +251,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Serve every complete request in ``data``; keep the rest for later."""
         self._in_process = True
         out = self._out
+        sync = self.server.sync_handler
         pos = 0
         n = len(data)
         try:
@@ -243,8 +272,11 @@ class HTTPProtocol(asyncio.Protocol):
                 hend, bstart = he
                 if hend - pos > MAX_HEADER_BYTES:
                     raise ParseError(431)
-                method, target, version, headers = parse_head(data[pos:hend])
-                chunked, length = body_framing(version, headers)
+                head = data[pos:hend]
+                ent = _HEADS.get(head)
+                if ent is None:
+                    ent = _parse(head)
+                method, target, version, headers, chunked, length, keep_alive = ent
                 self._last_post = method == "POST"
                 if chunked:
                     body = Body(self)
@@ -268,12 +300,10 @@ class HTTPProtocol(asyncio.Protocol):
                         self._left = end - n
                         pos = n
                 req = Request(self, method, target, version, headers, cl, body)
-                conn = headers._first.get("connection")
-                if version >= (1, 1):
-                    req.keep_alive = conn is None or not _has_token(conn, "close")
-                else:
-                    req.keep_alive = conn is not None and _has_token(conn, "keep-alive")
-                resp = self._run(req)
+                req.keep_alive = keep_alive
+                resp = sync(req) if sync is not None else None
+                if resp is None:
+                    resp = self._run(req)
                 if resp is None:  # the handler suspended: go on when it is done
                     if pos < n:
                         self._buf += data[pos:]
@@ -340,21 +370,37 @@ class HTTPProtocol(asyncio.Protocol):
             self._body.clear()
         status = resp.status
         body = resp.body
-        if status < 200 or status == 204 or status == 304:
-            length = None
-            body = b""
-        else:
-            length = len(body)
-            if req.method == "HEAD":
-                body = b""
+        version = req.version
         if close:
-            conn = _CLOSE if req.version >= (1, 1) else b""
+            conn = _CLOSE if version >= (1, 1) else b""
         else:
-            conn = _KEEP_ALIVE if req.version < (1, 1) else b""
-        out = self._out
-        out.append(response_head(req.version, status, resp.reason, resp.fields(), length, conn))
-        if body:
-            out.append(body)
+            conn = _KEEP_ALIVE if version < (1, 1) else b""
+        fields = resp.fields()
+        head = req.method == "HEAD"
+        cacheable = resp.reason is None and len(body) <= 512
+        if cacheable:
+            now = int(_time())
+            if now != _cache_sec[0]:
+                _cache_sec[0] = now
+                _RESPONSES.clear()
+            key = (status, body, fields, version, conn, head)
+            wire = _RESPONSES.get(key)
+        else:
+            wire = None
+        if wire is None:
+            if status < 200 or status == 204 or status == 304:
+                length = None
+                body = b""
+            else:
+                length = len(body)
+                if head:
+                    body = b""
+            wire = response_head(version, status, resp.reason, fields, length, conn)
+            if body:
+                wire += body
+            if cacheable and len(_RESPONSES) < 256:
+                _RESPONSES[key] = wire
+        self._out.append(wire)
         if close:
             self._flush()
             if body_left or self._buf:
@@ -523,8 +569,9 @@ class HTTPServerHandle:
     """A running listener: ``await handle.close()`` stops it. ``api`` is the object that
     was passed to :func:`serve` (the daemon's API, for tests and introspection)."""
 
-    def __init__(self, handler, loop, api=None, eager: bool = True):
+    def __init__(self, handler, loop, api=None, eager: bool = True, sync_handler=None):
         self.handler = handler
+        self.sync_handler = sync_handler
         self.loop = loop
         self.api = api
         self.eager = eager
@@ -557,14 +604,15 @@ class HTTPServerHandle:
 
 
 async def serve(handler, *, host: str | None = None, port: int | None = None, ssl=None,
-                sock=None, path: str | None = None, api=None,
-                eager: bool = True) -> HTTPServerHandle:
+                sock=None, path: str | None = None, api=None, eager: bool = True,
+                sync_handler=None) -> HTTPServerHandle:
     """Serve ``await handler(request)`` on ``host:port`` (``ssl``: an SSLContext for
     HTTPS), on the bound listening socket ``sock``, or on the unix socket ``path``.
     ``eager``: start each handler synchronously (handlers that need ``current_task()``
-    before their first suspension — aiohttp's client timeouts — need ``eager=False``)."""
+    before their first suspension — aiohttp's client timeouts — need ``eager=False``).
+    ``sync_handler(request)``: tried first; its response, or None to run ``handler``."""
     loop = asyncio.get_running_loop()
-    handle = HTTPServerHandle(handler, loop, api, eager)
+    handle = HTTPServerHandle(handler, loop, api, eager, sync_handler)
     factory = handle.protocol
     if path is not None:
         server = await loop.create_unix_server(factory, path=path, backlog=1024, ssl=ssl)
