@@ -8,6 +8,7 @@ and drives it with ``bench_writer`` / ``bench_reader``:
 2. pub-batch-1     bench_writer --batch-size=1
 3. sub-backlog     bench_writer fills a backlog first (not measured), then bench_reader
 4. pub+sub         bench_writer and bench_reader at the same time
+5. http-pub        HTTP /pub keep-alive with wrk on 1 and 8 connections (bench/http_bench.py)
 
 For each it prints msgs/s and MB/s (from the tools' Go-style result lines),
 nsqd's idle RSS (VmRSS right after start) and peak RSS (VmHWM at the end).
@@ -147,7 +148,7 @@ def run_scenario(name: str, opts) -> dict:
         nsqd.stop()
 
 
-SCENARIOS = ["pub-batch-200", "pub-batch-1", "sub-backlog", "pub+sub"]
+SCENARIOS = ["pub-batch-200", "pub-batch-1", "sub-backlog", "pub+sub", "http-pub"]
 
 
 def main(argv=None) -> int:
@@ -167,6 +168,18 @@ def main(argv=None) -> int:
     print(f"{'scenario':<15} {'side':<5} {'msgs/s':>12} {'MB/s':>9} {'idle RSS':>10} {'peak RSS':>10}")
     failed = 0
     for name in opts.scenarios:
+        if name == "http-pub":
+            try:
+                import http_bench
+                res = http_bench.run(opts.runfor)
+            except Exception as e:  # report and continue
+                print(f"{name:<15} ERROR: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            for key in ("http-pub-1conn", "http-pub-8conn"):
+                print(f"{key:<15} {'pub':<5} {res[key]:>12,.0f} {'':>9} "
+                      f"{res['idle_rss'] / mib:>8.1f}Mi {'':>10}", flush=True)
+            continue
         try:
             res = run_scenario(name, opts)
         except Exception as e:  # report and continue with the next scenario
