@@ -22,6 +22,7 @@ Handlers get a :class:`Request` (:mod:`.body` has its body stream).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import types
 
@@ -192,6 +193,12 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.peername = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family != socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         self.server.conns.add(self)
 
     def connection_lost(self, exc) -> None:
