@@ -384,7 +384,7 @@ class HTTPProtocol(asyncio.Protocol):
             conn = _KEEP_ALIVE if version < (1, 1) else b""
         fields = resp.fields()
         head = req.method == "HEAD"
-        cacheable = resp.reason is None and len(body) <= 512
+        cacheable = resp.reason is None and type(body) is bytes and len(body) <= 512
         if cacheable:
             now = int(_time())
             if now != _cache_sec[0]:
