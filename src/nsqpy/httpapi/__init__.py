@@ -11,13 +11,17 @@ Using it::
                                                 #     None -> empty, RawJSON -> as is
     router.add("GET", "/api/topics/:topic/:channel", chan)  # chan(request, query, params)
     router.add("GET", "/static/asset.js", asset, RAW, logged=False)  # returns a Resp
-    handle = await serve(router.handle, sock=sock, api=api)  # or host=/port=/ssl=, path=
+    router.add("POST", "/pub", pub, sync=pub_sync)  # pub_sync(request, query): the same
+                                                    # without awaiting, or NotImplemented
+    handle = await serve(router.handle, sock=sock, api=api,  # or host=/port=/ssl=, path=
+                         sync_handler=router.handle_sync)     # eager=False: see serve()
     ...
     await handle.close()
 
 Handlers get a :class:`~.server.Request` (``method``, ``raw_path``, ``path``,
-``headers``, ``version``, ``content``, ``transport``, ``peername``) and the raw query string: ``parse_query(query)``
-(first value wins; ValueError where Go's ParseQuery fails; ``strict=False`` skips bad
+``headers``, ``version``, ``content``, ``transport``, ``peername``; request headers are
+shared between identical requests: never modify them) and the raw query string:
+``parse_query(query)`` (first value wins; ValueError where Go's ParseQuery fails; ``strict=False`` skips bad
 pairs like ``req.FormValue``). ``raise Err(400, "MISSING_ARG_TOPIC")`` answers
 ``{"message":"MISSING_ARG_TOPIC"}`` (plain text on PLAIN routes); any other exception is
 logged ``panic in HTTP handler - …`` and answered ``500 INTERNAL_ERROR``. The router does
