@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA := .run-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv bench fuzz crash clean
+.PHONY: run test venv bench wrk fuzz crash clean
 
 venv: $(STAMP)
 
@@ -25,12 +25,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(BIN)/python bench/run_bench.py
 
 # crash harness: SIGKILL nsqd 20 times per mode under load (docs/durability.md)
 crash: $(STAMP)
 	$(BIN)/python bench/crash_harness.py --kills $${CRASH_KILLS:-20}
+
+# bench/http_bench.py drives nsqd's HTTP /pub with Debian's wrk
+wrk:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 
 # five slow properties x 200,000 examples = a million fuzz cases (about 40 minutes)
 fuzz: $(STAMP)

@@ -11,12 +11,17 @@ Using it::
                                                 #     None -> empty, RawJSON -> as is
     router.add("GET", "/api/topics/:topic/:channel", chan)  # chan(request, query, params)
     router.add("GET", "/static/asset.js", asset, RAW, logged=False)  # returns a Resp
-    handle = await serve(router.handle, sock=sock, api=api)  # or host=/port=/ssl=, path=
+    router.add("POST", "/pub", pub, sync=pub_sync)  # pub_sync(request, query): the same
+                                                    # without awaiting, or NotImplemented
+    handle = await serve(router.handle, sock=sock, api=api,  # or host=/port=/ssl=, path=
+                         sync_handler=router.handle_sync)     # eager=False: see serve()
     ...
     await handle.close()
 
-Handlers get aiohttp's low-level request and the raw query string: ``parse_query(query)``
-(first value wins; ValueError where Go's ParseQuery fails; ``strict=False`` skips bad
+Handlers get a :class:`~.server.Request` (``method``, ``raw_path``, ``path``,
+``headers``, ``version``, ``content``, ``transport``, ``peername``; request headers are
+shared between identical requests: never modify them) and the raw query string:
+``parse_query(query)`` (first value wins; ValueError where Go's ParseQuery fails; ``strict=False`` skips bad
 pairs like ``req.FormValue``). ``raise Err(400, "MISSING_ARG_TOPIC")`` answers
 ``{"message":"MISSING_ARG_TOPIC"}`` (plain text on PLAIN routes); any other exception is
 logged ``panic in HTTP handler - …`` and answered ``500 INTERNAL_ERROR``. The router does
@@ -36,8 +41,10 @@ as Go's ``URL.EscapedPath`` does (nsqd and nsqlookupd keep them unescaped).
 
 Modules: :mod:`.router` (Router, V1/PLAIN/RAW, clean_path), :mod:`.responses` (Resp, Err,
 RawJSON, v1_ok/v1_err/plain/text_response, content types), :mod:`.request` (parse_query,
-parse_int64, read_limited, remote_addr), :mod:`.server` (serve, HTTPServerHandle),
-:mod:`.pprof` (Pprof).
+parse_int64, read_limited, remote_addr), :mod:`.server` (serve, HTTPServerHandle, Request:
+our own HTTP/1.1 server on asyncio.Protocol), :mod:`.h1` (the sans-IO request parser and
+response bytes), :mod:`.body` (request bodies), :mod:`.pprof` (Pprof). aiohttp is not
+imported by any of them.
 """
 from ..gojson import go_json
 from .pprof import Pprof
@@ -45,9 +52,9 @@ from .request import parse_int64, parse_query, parse_query_cached, read_limited,
 from .responses import (HTML_CT, JSON_CT, TEXT_CT, Err, RawJSON, Resp, plain, text_response,
                         v1_err, v1_ok)
 from .router import PLAIN, RAW, V1, Router, clean_path
-from .server import HTTPServerHandle, serve
+from .server import HTTPServerHandle, Request, serve
 
 __all__ = ["HTML_CT", "JSON_CT", "PLAIN", "RAW", "TEXT_CT", "V1", "Err", "HTTPServerHandle",
-           "Pprof", "RawJSON", "Resp", "Router", "clean_path", "go_json", "parse_int64",
+           "Pprof", "RawJSON", "Request", "Resp", "Router", "clean_path", "go_json", "parse_int64",
            "parse_query", "parse_query_cached", "plain", "read_limited", "remote_addr", "serve",
            "text_response", "v1_err", "v1_ok"]

@@ -6,13 +6,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from aiohttp.http import HttpVersion11
-
-__all__ = ["CONTINUED", "expect_continue", "parse_int64", "parse_query",
+__all__ = ["expect_continue", "parse_int64", "parse_query",
            "parse_query_cached", "read_limited", "remote_addr"]
-
-CONTINUED = "_nsq_continued"
-"""Request-mapping key set once ``100 Continue`` has been answered (see :mod:`.router`)."""
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -85,14 +80,8 @@ def parse_int64(s: str):
 # -- bodies -----------------------------------------------------------------------------------
 def expect_continue(request) -> None:
     """Answer ``Expect: 100-continue`` the first time the body is read (as Go does)."""
-    expect = request.headers.get("Expect")
-    if expect is None or request.get(CONTINUED):
-        return
-    request[CONTINUED] = True
-    if request.version == HttpVersion11 and expect.lower() == "100-continue":
-        transport = request.transport
-        if transport is not None:
-            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if not request.continued:
+        request.send_continue()
 
 
 async def read_limited(request, limit: int) -> bytes:
@@ -125,7 +114,7 @@ def remote_addr(request, no_peer: str = "") -> str:
     IPv4); ``no_peer`` when the connection has no address (``"@"`` for a unix socket);
     ``""`` when the connection is gone."""
     transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
+    peer = request.peername
     if isinstance(peer, (tuple, list)) and len(peer) >= 2:
         host = peer[0]
         if host.startswith("::ffff:") and "." in host:

@@ -3,13 +3,13 @@
 ``v1_ok`` / ``v1_err`` are ``http_api.V1``'s ``RespondV1`` (``X-Nsq-Content-Type: nsq;
 version=1.0``; str/bytes bodies raw as text/plain, ``None`` empty, anything else compact
 Go-style JSON, errors as ``{"message":…}``); ``plain`` is ``http_api.PlainText``.
-Every response is a :class:`Resp`, which sends no ``Server`` header (Go sends none).
+Every response is a :class:`Resp` (status, body bytes, header fields; no ``Server``
+header, as Go sends none), written by :mod:`.server` with Date and Content-Length.
 """
 from __future__ import annotations
 
-from aiohttp import web
-
 from ..gojson import go_json
+from .h1 import Headers, render_fields
 
 __all__ = ["HTML_CT", "JSON_CT", "NSQ_CT_HEADER", "NSQ_CT_VALUE", "TEXT_CT", "V1_JSON_HEADERS",
            "Err", "RawJSON", "Resp", "go_json", "plain", "text_response", "v1_err", "v1_ok"]
@@ -20,10 +20,21 @@ JSON_CT = "application/json; charset=utf-8"
 TEXT_CT = "text/plain; charset=utf-8"
 HTML_CT = "text/html; charset=utf-8"
 
-_V1_HEADERS = {NSQ_CT_HEADER: NSQ_CT_VALUE}
-V1_JSON_HEADERS = {"Content-Type": JSON_CT, NSQ_CT_HEADER: NSQ_CT_VALUE}
-_V1_TEXT_HEADERS = {NSQ_CT_HEADER: NSQ_CT_VALUE, "Content-Type": TEXT_CT}
-_TEXT_HEADERS = {"Content-Type": TEXT_CT}
+
+
+class FrozenHeaders(dict):
+    """A constant set of header fields, rendered once (never mutate one)."""
+    __slots__ = ("rendered",)
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.rendered = render_fields(self)
+
+
+_V1_HEADERS = FrozenHeaders({NSQ_CT_HEADER: NSQ_CT_VALUE})
+V1_JSON_HEADERS = FrozenHeaders({"Content-Type": JSON_CT, NSQ_CT_HEADER: NSQ_CT_VALUE})
+_V1_TEXT_HEADERS = FrozenHeaders({NSQ_CT_HEADER: NSQ_CT_VALUE, "Content-Type": TEXT_CT})
+_TEXT_HEADERS = FrozenHeaders({"Content-Type": TEXT_CT})
 
 
 class Err(Exception):
@@ -36,12 +47,45 @@ class Err(Exception):
         self.text = text
 
 
-class Resp(web.Response):
-    """A Response without aiohttp's ``Server`` header (Go sends none)."""
+class Resp:
+    """A response: ``status``, ``body`` (bytes), ``headers`` (a :class:`~.h1.Headers`,
+    copied on first access from the mapping given), ``reason`` (None: Go's StatusText).
+    ``force_close()`` closes the connection after it is sent."""
+    __slots__ = ("_fields", "_given", "_headers", "body", "close", "reason", "status")
 
-    async def _write_headers(self) -> None:
-        self._headers.popall("Server", None)
-        await super()._write_headers()
+    def __init__(self, *, status: int = 200, body=b"", headers=None, reason=None):
+        self.status = status
+        self.reason = reason
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.body = body if body is not None else b""
+        self._given = headers
+        self._headers = None
+        self.close = False
+
+    @property
+    def headers(self) -> Headers:
+        h = self._headers
+        if h is None:
+            h = self._headers = Headers(self._given)
+        return h
+
+    def force_close(self) -> None:
+        self.close = True
+
+    def fields(self) -> bytes:
+        """The handler's header fields as written on the wire (see h1.render_fields)."""
+        h = self._headers
+        if h is None:
+            h = self._given
+            if h is None:
+                return b""
+            if type(h) is FrozenHeaders:
+                return h.rendered
+        return render_fields(h)
+
+    def __repr__(self) -> str:
+        return f"<Resp {self.status} {len(self.body)} bytes>"
 
 
 class RawJSON:

@@ -14,8 +14,6 @@ import posixpath
 import zlib
 from urllib.parse import unquote, urlsplit
 
-from aiohttp import web
-
 from .. import NSQ_VERSION
 from ..gojson import GoJSONError, decode_struct_body, integral_floats
 from ..httpapi import (PLAIN, RAW, TEXT_CT, V1, Err, RawJSON, Resp, Router, parse_query,
@@ -101,7 +99,7 @@ class HTTPAPI:
     # -- compression (Go's CompressHandler) --------------------------------------------------
     @staticmethod
     def _compress(request, resp):
-        if not isinstance(resp, web.Response) or resp.status < 200 or resp.status in (204, 304):
+        if not isinstance(resp, Resp) or resp.status < 200 or resp.status in (204, 304):
             return resp
         if request.method == "HEAD":
             return resp
@@ -570,4 +568,5 @@ class HTTPAPI:
 
 async def start_http_server(admin, sock) -> object:
     api = HTTPAPI(admin)
-    return await serve(api.handle, sock=sock, api=api)
+    # eager=False: handlers use aiohttp's client, whose timeouts need a current task
+    return await serve(api.handle, sock=sock, api=api, eager=False)

@@ -128,7 +128,7 @@ class HTTPAPI:
         add = router.add
         add("GET", "/ping", self.ping, PLAIN)
         add("GET", "/info", self.info)
-        add("POST", "/pub", self.pub, logged=False)
+        add("POST", "/pub", self.pub, logged=False, sync=self.pub_sync)
         add("POST", "/mpub", self.mpub, logged=False)
         add("GET", "/stats", self.stats)
         add("POST", "/topic/create", self.topic_create)
@@ -145,6 +145,7 @@ class HTTPAPI:
         self.pprof = add_debug_routes(router)
         # --tls-required=true: the plain-HTTP listener answers every request 403
         self.handle = self._tls_required if self.tls_block else router.handle
+        self.handle_sync = None if self.tls_block else router.handle_sync
 
     async def _tls_required(self, request):
         port = getattr(self.nsqd, "https_port", 0) or 0
@@ -179,9 +180,22 @@ class HTTPAPI:
         }
 
     # -- publishing ------------------------------------------------------------------------------
+    def pub_sync(self, request, query):
+        """/pub without a coroutine when the whole body came with the head (else
+        NotImplemented: the router runs :meth:`pub`)."""
+        if self.nsqd.broker.committer is not None:
+            return NotImplemented          # --durable: the answer waits for a commit
+        max_size = self.nsqd.opts.max_msg_size
+        cl = request.content_length
+        if cl is not None and cl > max_size:
+            raise Err(413, "MSG_TOO_BIG")
+        content = request.content
+        if not content.complete:
+            return NotImplemented
+        return self._pub(content.read_nowait(max_size + 1), query)
+
     async def pub(self, request, query):
-        opts = self.nsqd.opts
-        max_size = opts.max_msg_size
+        max_size = self.nsqd.opts.max_msg_size
         cl = request.content_length
         if cl is not None and cl > max_size:
             raise Err(413, "MSG_TOO_BIG")
@@ -191,6 +205,13 @@ class HTTPAPI:
             raise
         except Exception:
             raise Err(500, "INTERNAL_ERROR") from None
+        result = self._pub(body, query)
+        await _durable_commit(self.nsqd)
+        return result
+
+    def _pub(self, body: bytes, query: str):
+        opts = self.nsqd.opts
+        max_size = opts.max_msg_size
         if len(body) > max_size:
             raise Err(413, "MSG_TOO_BIG")
         if not body:
@@ -210,7 +231,6 @@ class HTTPAPI:
             topic.put(body, defer_ms)
         except (TopicError, BackendError):
             raise Err(503, "EXITING") from None
-        await _durable_commit(self.nsqd)
         return b"OK"
 
     async def mpub(self, request, query):
@@ -417,5 +437,6 @@ async def start_http_server(nsqd, host: str, port: int, ssl_context=None):
     Returns ``(handle, bound port)``."""
     memstats.install()
     api = HTTPAPI(nsqd, tls_enabled=ssl_context is not None)
-    handle = await serve(api.handle, host=host, port=port, ssl=ssl_context, api=api)
+    handle = await serve(api.handle, host=host, port=port, ssl=ssl_context, api=api,
+                         sync_handler=api.handle_sync)
     return handle, handle.sockets[0].getsockname()[1]
