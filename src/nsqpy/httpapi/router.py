@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import html
 import re
 import time
 from urllib.parse import quote as _urlquote
@@ -332,6 +331,7 @@ def _redirect(method, target, query, sep, safe=_SAFE):
     body = b""
     if method == "GET":
         headers["Content-Type"] = HTML_CT
+        import html     # (redirects only)
         body = (f'<a href="{html.escape(url, quote=True).replace("&#x27;", "&#39;")}">'
                 f'Moved Permanently</a>.\n\n').encode()
     return Resp(status=code, body=body, headers=headers)

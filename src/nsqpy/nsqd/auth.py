@@ -57,9 +57,7 @@ ACCEPT_V1 = "application/vnd.nsq; version=1.0"
 _GO_USER_AGENT = "Go-http-client/1.1"
 
 
-class NeedsRefresh(Exception):
-    """The client's cached authorizations expired: re-query the auth server
-    (``await Authorizer.refresh_if_expired(client)``) and re-run the command."""
+from .noauth import NeedsRefresh  # noqa: E402,F401 (raised here, caught by the protocol)
 
 
 class AuthQueryError(Exception):

@@ -14,7 +14,7 @@ from .. import version_string
 from ..engine.broker import Broker
 from ..protocol.commands import Limits
 from ..protocol.identify import IdentifyConfig, ServerFeatures
-from .auth import Authorizer
+from .noauth import new_authorizer
 from .lookup import LookupPeers
 from .protocol_v2 import ClientV2
 
@@ -57,7 +57,7 @@ class NSQD:
         self.start_time = self.start_time_ns // 1_000_000_000
         self.broker = Broker(opts, log)
         self.clients = set()
-        self.auth = Authorizer(opts, log)
+        self.auth = new_authorizer(opts, log)
         self.limits = Limits(max_msg_size=opts.max_msg_size, max_body_size=opts.max_body_size,
                              max_rdy_count=opts.max_rdy_count,
                              max_req_timeout_ms=opts.max_req_timeout // 1_000_000)

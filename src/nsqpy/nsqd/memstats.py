@@ -76,7 +76,8 @@ def _mallinfo():
         return None
 
 
-_mallinfo2 = _mallinfo() if sys.platform.startswith("linux") else None
+_mallinfo2 = None       # glibc's mallinfo2 through ctypes, loaded on the first stats call
+_mallinfo_loaded = False
 
 
 def _rss_bytes() -> int:
@@ -105,6 +106,10 @@ def _percentile(perc: float, arr, length: int) -> int:
 def get_mem_stats() -> dict:
     """The memory object, keys in Go's order."""
     idle = released = 0
+    global _mallinfo2, _mallinfo_loaded
+    if not _mallinfo_loaded:
+        _mallinfo_loaded = True
+        _mallinfo2 = _mallinfo() if sys.platform.startswith("linux") else None
     if _mallinfo2 is not None:
         try:
             mi = _mallinfo2()

@@ -20,7 +20,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import (CLOSE_WAIT_FRAME, HEARTBEAT_FRAME, OK_FRAME, encode_error,
                                encode_response)
 from ..protocol.identify import feature_negotiation_response, parse_identify
-from .auth import NeedsRefresh
+from .noauth import NeedsRefresh
 
 MAGIC_V2 = b"  V2"
 CLIENT_TIMEOUT = 60.0                    # upstream's fixed --client-timeout
