@@ -4,7 +4,7 @@ wins), ``strconv.ParseInt``, bodies through ``io.LimitReader`` (answering ``Expe
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_to_bytes
+from .pct import unquote_to_bytes
 
 __all__ = ["expect_continue", "parse_int64", "parse_query",
            "parse_query_cached", "read_limited", "remote_addr"]

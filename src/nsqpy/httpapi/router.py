@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import quote as _urlquote
-from urllib.parse import unquote_to_bytes
+from .pct import quote as _urlquote
+from .pct import unquote_to_bytes
 
 from ..gotime import format_duration
 from .request import remote_addr

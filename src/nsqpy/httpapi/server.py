@@ -108,7 +108,7 @@ class Request:
 
     @property
     def path(self) -> str:
-        from urllib.parse import unquote_to_bytes
+        from .pct import unquote_to_bytes
         raw = self.raw_path
         if raw[:1] != "/":
             i = raw.find("://")
@@ -626,7 +626,7 @@ async def serve(handler, *, host: str | None = None, port: int | None = None, ss
     elif sock is not None:
         server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=1024)
     else:
-        server = await loop.create_server(factory, host or None, port, ssl=ssl,
-                                          reuse_address=True, backlog=1024)
+        from ..listen import create_tcp_server
+        server = await create_tcp_server(loop, factory, host, port, ssl=ssl)
     handle.server = server
     return handle

@@ -12,10 +12,10 @@ import time
 
 from .. import version_string
 from ..engine.broker import Broker
+from ..listen import create_tcp_server
 from ..protocol.commands import Limits
 from ..protocol.identify import IdentifyConfig, ServerFeatures
 from .noauth import new_authorizer
-from .lookup import LookupPeers
 from .protocol_v2 import ClientV2
 
 
@@ -104,6 +104,7 @@ class NSQD:
         self.lookupd_addresses = list(opts.nsqlookupd_tcp_addresses or [])
         self._lock_fd = None
         self.lookup_peers = None
+        self._serving = False          # listeners up (lookupd peers may connect)
         self._tasks = []
         self.stopped = asyncio.Event()
 
@@ -133,9 +134,8 @@ class NSQD:
         log.info(version_string("nsqd"))
         log.info(f"ID: {opts.id}")
         self.lock_data_path()
-        self.lookup_peers = LookupPeers(self)
-        self.broker.listeners.append(self.lookup_peers.notify)
-        self.broker.topic_starter = self.lookup_peers.topic_starter
+        if self.lookupd_addresses:
+            self._wire_lookup_peers()
         try:
             self.broker.load_metadata()
         except Exception as e:
@@ -144,8 +144,7 @@ class NSQD:
         loop = asyncio.get_running_loop()
         host, port = split_host_port(opts.tcp_address)
         try:
-            self.tcp_server = await loop.create_server(
-                lambda: ClientV2(self), host or None, port, reuse_address=True, backlog=1024)
+            self.tcp_server = await create_tcp_server(loop, lambda: ClientV2(self), host, port)
         except OSError as e:
             raise listen_error(opts.tcp_address, e) from None
         self.tcp_port = self.tcp_server.sockets[0].getsockname()[1]
@@ -171,15 +170,29 @@ class NSQD:
             self.https_listen_address = go_listen_address(shost, self.https_port)
             log.info(f"HTTPS: listening on {self.https_listen_address}")
         self.broker.start()
-        self.lookup_peers.start()
+        self._serving = True
+        if self.lookup_peers is not None:
+            self.lookup_peers.start()
         if opts.statsd_address:
             from .statsd import statsd_loop
             self._tasks.append(loop.create_task(statsd_loop(self)))
 
+    def _wire_lookup_peers(self) -> None:
+        """nsqlookupd connections (imported only by an nsqd that has lookupds)."""
+        from .lookup import LookupPeers
+        self.lookup_peers = LookupPeers(self)
+        self.broker.listeners.append(self.lookup_peers.notify)
+        self.broker.topic_starter = self.lookup_peers.topic_starter
+
     def set_lookupd_addresses(self, addresses) -> None:
         self.lookupd_addresses = list(addresses)
-        if self.lookup_peers is not None:
-            self.lookup_peers.set_addresses(list(addresses))
+        if self.lookup_peers is None:
+            if not addresses:
+                return
+            self._wire_lookup_peers()
+            if self._serving:
+                self.lookup_peers.start()
+        self.lookup_peers.set_addresses(list(addresses))
 
     # -- shutdown ----------------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 from ..httpapi import Err, RawJSON, read_limited
-from .statsd import statsd_prefix
 
 __all__ = ["add_config_routes"]
 
@@ -57,6 +56,7 @@ async def _config(nsqd, request, name: str):
 def _config_value(nsqd, name: str):
     opts = nsqd.opts
     if name == "statsd_prefix":
+        from .statsd import statsd_prefix
         return statsd_prefix(nsqd)
     if name == "broadcast_http_port" and not opts.broadcast_http_port:
         return RawJSON(str(int(nsqd.http_port or 0)))
