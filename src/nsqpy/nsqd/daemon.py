@@ -6,6 +6,7 @@ opens the listeners; ``await stop()`` is the clean stop of storage.md §6.
 import asyncio
 import errno
 import fcntl
+import gc
 import os
 import socket
 import time
@@ -176,6 +177,10 @@ class NSQD:
         if opts.statsd_address:
             from .statsd import statsd_loop
             self._tasks.append(loop.create_task(statsd_loop(self)))
+        # start-up garbage (flag parsing, imports' temporaries) goes now, and what
+        # survived start-up is exempt from later full collections
+        gc.collect()
+        gc.freeze()
 
     def _wire_lookup_peers(self) -> None:
         """nsqlookupd connections (imported only by an nsqd that has lookupds)."""
