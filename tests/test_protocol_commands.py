@@ -840,3 +840,42 @@ def test_eof_between_commands_or_inside_a_line_is_silent():
     assert p.next_command() is not None
     assert p.next_command() is None
     assert p.eof_error() is None
+
+
+# ---------------------------------------------------------------- take_fins (FIN runs)
+
+def _fin_parser(data):
+    p = CommandParser(Limits())
+    p.feed(data)
+    return p
+
+
+def test_take_fins_returns_a_run_of_fin_ids_in_order():
+    ids = [b"%016x" % i for i in range(5)]
+    p = _fin_parser(b"".join(b"FIN " + i + b"\n" for i in ids) + b"NOP\n")
+    assert p.take_fins() == ids
+    assert p.next_command() == Nop()
+
+
+def test_take_fins_stops_at_the_first_line_that_is_not_a_plain_fin():
+    p = _fin_parser(b"FIN " + MID + b"\nRDY 5\nFIN " + MID + b"\n")
+    assert p.take_fins() == [MID]
+    assert p.take_fins() == []
+    assert p.next_command() == Rdy(5)
+    assert p.take_fins() == [MID]
+
+
+def test_take_fins_leaves_odd_ids_to_the_generic_parser():
+    for line in (b"FIN 01234567 89abcdef\n", b"FIN 0123\n56789abcdef\n",
+                 b"FIN " + MID[:15] + b"\r\n"):
+        p = _fin_parser(line)
+        assert p.take_fins() == []
+        with pytest.raises(ProtocolError):
+            p.next_command()
+
+
+def test_take_fins_leaves_an_incomplete_line():
+    p = _fin_parser(b"FIN " + MID + b"\nFIN " + MID[:7])
+    assert p.take_fins() == [MID]
+    p.feed(MID[7:] + b"\n")
+    assert p.next_command() == Fin(MID)

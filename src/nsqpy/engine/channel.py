@@ -116,24 +116,27 @@ class Channel:
                 self._to_backend(frame)
 
     def put_records(self, records) -> None:
-        """Messages the topic read from its disk queue (a batch): those that would only
-        be written to this channel's disk queue go there as they are."""
-        i = 0
+        """Messages the topic read from its disk queue (a batch): as many as ready
+        consumers and the memory queue can take become frames (see :meth:`put_many`);
+        the rest go to this channel's disk queue as they are (no conversion)."""
         n = len(records)
-        memory = self.memory
-        while i < n and ((self.ready and self.direct_ok and not self.paused)
-                         or len(memory) < self.mem_queue_size):
+        room = self.mem_queue_size - len(self.memory)
+        if self.ready and self.direct_ok and not self.paused:
+            for c in self.ready:
+                room += c.rdy - c.in_flight
+        k = min(n, max(room, 0))
+        if k:
+            frames = []
+            for record in records[:k] if k < n else records:
+                try:
+                    frames.append(from_record(record))
+                except ValueError as e:
+                    self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
+            self.put_many(frames)
+        if k < n:
+            self.message_count += n - k
             try:
-                frame = from_record(records[i])
-            except ValueError as e:
-                self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
-            else:
-                self.put(frame)
-            i += 1
-        if i < n:
-            self.message_count += n - i
-            try:
-                self.backend.put_many(records[i:] if i else records)
+                self.backend.put_many(records[k:] if k else records)
             except BackendError as e:
                 self.broker.log.error(
                     f"CHANNEL({self.name}): failed to write message to backend - {e}")

@@ -27,6 +27,7 @@ Deliberate details:
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -115,6 +116,10 @@ class Rdy(Command):
 
     def __init__(self, count: int) -> None:
         self.count = count
+
+
+_FIN_RUN = re.compile(rb"(?:FIN [^ \n]{15}[^ \n\r]\n)+")
+"""Consecutive plain FIN lines (see :meth:`CommandParser.take_fins`)."""
 
 
 class Fin(Command):
@@ -424,23 +429,19 @@ class CommandParser:
     def take_fins(self) -> list:
         """The ids of the plain ``FIN <16-byte id>\\n`` lines at the current position, in
         order, consumed (a consumer's hot path: one call for a whole read of FINs).
-        Stops at anything else, which :meth:`next_command` then parses.  No precheck
-        runs: the caller applies FIN's state checks before calling this."""
-        ids = []
+        Stops at anything else, which :meth:`next_command` then parses (so an id with a
+        space, a newline or a trailing CR still gets the generic path's exact error).
+        No precheck runs: the caller applies FIN's state checks before calling this."""
         if self._resume is not None or self._dead:
-            return ids
+            return []
         buf = self._buf
         pos = self._pos
-        end = len(buf) - 20
-        append = ids.append
-        while pos < end and buf[pos + 20] == 10 and buf.startswith(b"FIN ", pos):
-            mid = buf[pos + 4:pos + 20]
-            if b" " in mid or mid[15] == 13:
-                break                       # the generic path gives the exact error
-            append(mid)
-            pos += 21
-        self._pos = pos
-        return ids
+        m = _FIN_RUN.match(buf, pos)
+        if m is None:
+            return []
+        end = m.end()
+        self._pos = end
+        return [buf[p + 4:p + 20] for p in range(pos, end, 21)]
 
     def eof_error(self) -> ProtocolError | None:
         """The error upstream sends when the stream ends inside a command's size or body
