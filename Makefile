@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	@# byte-compile like a regular install does (the daemons then start without compiling)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q src
 	@# browser tests drive Debian's chromium (no browser download happens at run time)
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	touch $(STAMP)
@@ -26,6 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) wrk
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q src
 	$(BIN)/python bench/run_bench.py
 
 # crash harness: SIGKILL nsqd 20 times per mode under load (docs/durability.md)
