@@ -287,10 +287,21 @@ class DiskQueue(DiskQueueMetadata):
         buf = wf.buf
         total = len(buf)
         off = wf.flushed
-        with memoryview(buf) as mv:
-            done = _pwrite(wf.fd, mv, off)
-            while done < total:
-                done += _pwrite(wf.fd, mv[done:], off + done)
+        done = 0
+        try:
+            with memoryview(buf) as mv:
+                while done < total:
+                    done += _pwrite(wf.fd, mv[done:], off + done)
+        except OSError:
+            if done:
+                # no half record may stay behind the last complete one (a restart would
+                # read it as corruption): cut the file back, the retry rewrites it all
+                try:
+                    os.ftruncate(wf.fd, off)
+                except OSError as e:
+                    self._log("ERROR", f"DISKQUEUE({self.name}) failed to truncate "
+                                       f"{self._file_name(wf.num)} to {off} - {e}")
+            raise
         wf.flushed = off + total
         wf.buf = bytearray()
 
@@ -298,6 +309,9 @@ class DiskQueue(DiskQueueMetadata):
         """Write every buffered record (raises OSError; what was not written stays
         buffered and is retried at the same offsets)."""
         try:
+            if self._meta_stale and (self._w.buf or any(wf.buf for wf in self._rolled)):
+                # records must never reach a file the metadata doesn't name yet
+                self._persist_quick_locked(strict=True)
             for wf in self._rolled:
                 if wf.buf:
                     self._write_file(wf)
@@ -557,22 +571,18 @@ class DiskQueue(DiskQueueMetadata):
         """Rename the current read file to .bad and skip to the next file number."""
         self._close_reader()
         if self._rfn == self._wfn:
-            # can't read the current write file: skip it too
+            # can't read the current write file: skip it too; records not written yet
+            # are intact and go to the start of the new write file
             w = self._w
-            if w.buf:
-                try:
-                    self._write_file(w)     # keep those records in the .bad file
-                except OSError:
-                    pass
             if w.fd is not None:
                 try:
                     os.close(w.fd)
                 except OSError:
                     pass
             self._wfn += 1
-            self._wpos = 0
             self._w = _WriteFile(self._wfn, 0)
-            self._unflushed = sum(len(wf.buf) for wf in self._rolled)
+            self._w.buf = w.buf
+            self._wpos = len(w.buf)
         bad = self._file_name(self._rfn)
         bad_renamed = bad + ".bad"
         self._log("WARNING", f"DISKQUEUE({self.name}) jump to next file and saving bad file as {bad_renamed}")

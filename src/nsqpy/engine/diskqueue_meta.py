@@ -112,7 +112,7 @@ class DiskQueueMetadata:
             if tmp is not None:
                 unlink_quietly(tmp)
 
-    def _persist_quick_locked(self) -> None:
+    def _persist_quick_locked(self, strict: bool = False) -> None:
         """Persist the metadata now, without fsync, on the loop thread (under _lock).
 
         Done whenever the file numbers change (write file rolled, read file finished,
@@ -121,9 +121,13 @@ class DiskQueueMetadata:
         at restart the stale-metadata rule moves the writer past it instead of
         overwriting records (go-diskqueue persists synchronously at these points; the
         fsync is left to the sync() that sync_due() asks for).  writePos is the part of
-        the write file already handed to the OS."""
-        self._meta_stale = False
+        the write file already handed to the OS.
+
+        If the write fails (disk full, read-only) the metadata stays stale: the next
+        flush persists it first (``strict``: raising) and writes no record before it
+        succeeded."""
         if self._deleted or self._closed:
+            self._meta_stale = False
             return
         meta = self._meta_locked(self._w.flushed)
         self._meta_seq += 1
@@ -136,6 +140,10 @@ class DiskQueueMetadata:
                 unlink_quietly(tmp)
                 raise
         except OSError as e:
+            self._meta_stale = True
             self._log("ERROR", f"DISKQUEUE({self.name}) failed to persist metadata - {e}")
+            if strict:
+                raise
             return
+        self._meta_stale = False
         self._meta_renamed = seq
