@@ -484,7 +484,10 @@ class Channel:
             if self.journal is not None:
                 self.broker.committer.close_journal(self)
             return
-        self.flush_to_backend()
+        try:
+            self.flush_to_backend()
+        except BackendError as e:
+            log.error(f"CHANNEL({self.name}): failed to flush messages to backend - {e}")
         self.backend.close()
         if self.journal is not None:      # everything it held is in the (fsynced) queue now
             self.broker.committer.close_journal(self)

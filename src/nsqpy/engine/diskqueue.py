@@ -149,7 +149,13 @@ class DiskQueue(DiskQueueMetadata):
     # -- status -----------------------------------------------------------------------------
     @property
     def depth(self) -> int:
-        return self._depth
+        d = self._depth
+        if d > 0:
+            return d
+        # metadata depth too low (corrupt/stale meta file): go-diskqueue reads by
+        # position, not by depth, so report 1 while there is still something to read
+        # (the tail check resets depth when the reader catches up)
+        return 1 if self._rfn < self._wfn or self._rpos < self._wpos else d
 
     def sync_due(self) -> bool:
         """sync-every count reached, or a state change that go-diskqueue syncs at once
@@ -695,6 +701,11 @@ class DiskQueue(DiskQueueMetadata):
         self._close_reader()
         try:
             self._sync()
+        except OSError as e:
+            # like go-diskqueue's Close: reported, not fatal (nsqd goes on closing the
+            # other queues); what was still buffered could not be written
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to close - {e} "
+                               f"({self._buffered_records()} messages not written)")
         finally:
             with self._lock:
                 self._close_write_files_locked()

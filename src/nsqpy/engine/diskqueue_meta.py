@@ -79,6 +79,52 @@ class DiskQueueMetadata:
             self._wfn += 1
             self._wpos = 0
             self._meta_stale = True
+            # the depth in a stale meta file misses the records past its writePos
+            depth = self._count_records()
+            if depth != self._depth:
+                log("INFO", f"DISKQUEUE({self.name}) depth {self._depth} in metadata, "
+                            f"{depth} messages on disk")
+                self._depth = depth
+
+    def _buffered_records(self) -> int:
+        """Records accepted but not yet written (not counted in persisted metadata)."""
+        n = 0
+        for wf in (*self._rolled, self._w):
+            buf = wf.buf
+            pos, end = 0, len(buf)
+            while pos < end:
+                pos += 4 + int.from_bytes(buf[pos:pos + 4], "big")
+                n += 1
+        return n
+
+    def _count_records(self) -> int:
+        """Records from the read position to the write position (a file older than the
+        write file counts to its end), by walking the length headers; stops at the
+        first unreadable or invalid one (the reader will quarantine that file)."""
+        total = 0
+        num, pos = self._rfn, self._rpos
+        while num <= self._wfn:
+            end = self._wpos if num == self._wfn else None
+            try:
+                with open(self._file_name(num), "rb") as f:
+                    if end is None:
+                        end = os.fstat(f.fileno()).st_size
+                    while pos < end:
+                        f.seek(pos)
+                        hdr = f.read(4)
+                        if len(hdr) != 4:
+                            return total
+                        n = int.from_bytes(hdr, "big", signed=True)
+                        if n < self.min_msg_size or n > self.max_msg_size or pos + 4 + n > end:
+                            return total
+                        total += 1
+                        pos += 4 + n
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return total
+            num, pos = num + 1, 0
+        return total
 
     # -- persistence ------------------------------------------------------------------------
     def _meta_locked(self, wpos: int) -> bytes:

@@ -1,0 +1,421 @@
+"""Disk faults against a real nsqd (spec storage.md §2.4, §3): corrupt data files are
+quarantined as ``<file>.bad`` and the daemon keeps serving; publishes the disk cannot
+store are refused (TCP ``E_PUB_FAILED``, HTTP 503 ``EXITING`` as Go nsqd answers, /ping
+500 ``NOK - <err>``), nothing already acknowledged is lost, and publishing works again
+without a restart once the disk does.
+
+Full disk: a small tmpfs mounted by the test.  Where mounting is not possible the test
+falls back to a per-process file-size limit (RLIMIT_FSIZE with SIGXFSZ ignored, set in
+a wrapper that execs nsqd and raised again with prlimit) and says so in its output.
+Read-only data dir: the directory is chmod'ed 0500 while nsqd runs; as root, nsqd is
+started without CAP_DAC_OVERRIDE (setpriv) so the permissions apply to it.
+"""
+import json
+import os
+import resource
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from daemons import BIN, Conn, Daemon
+from nsqpy.protocol import commands as cmds
+from test_data_compat import as_delivered, go_nsqd_dat_130, go_payload, go_record, write_go_queue
+
+SEG = "%s.diskqueue.%06d.dat"
+
+
+def start(tmp_path, data, *extra, wrapper=None) -> Daemon:
+    args = ["--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
+            f"--data-path={data}", "--broadcast-address=127.0.0.1"] + list(extra)
+    d = Daemon(wrapper or "nsqd", args)
+    d.data_path = str(data)
+    return d.start()
+
+
+def receive(d, topic, channel, n, quiet=0.5):
+    """Subscribe and take exactly n messages (FIN'd); fail on any further message."""
+    c = Conn(d.tcp_address)
+    try:
+        c.subscribe(topic, channel, rdy=max(n, 1))
+        got = []
+        for _ in range(n):
+            m = c.read_message(timeout=10)
+            got.append(m)
+            c.send(cmds.encode_fin(m[0]))
+        try:
+            extra = c.read_frame(timeout=quiet)
+        except (TimeoutError, OSError):
+            extra = None
+        assert extra is None, f"unexpected extra frame {extra!r}"
+        return got
+    finally:
+        c.close()
+
+
+def still_serving(d, topic="alive", body=b"still here"):
+    c = Conn(d.tcp_address)
+    c.pub(topic, body)
+    c.close()
+    assert [m[2] for m in receive(d, topic, "ch", 1)] == [body]
+
+
+def pub_raw(c, topic, body):
+    """PUB; returns None on OK or the error frame's text."""
+    c.send(cmds.encode_pub(topic, body))
+    ft, data = c.read_frame(timeout=10)
+    if ft == 0 and data == b"OK":
+        return None
+    assert ft == 1, (ft, data)
+    return data
+
+
+# -- corrupt files ---------------------------------------------------------------------------------
+def _go_dir(tmp_path, topic, channel):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "nsqd.dat").write_bytes(go_nsqd_dat_130([(topic, False, [(channel, False)])]))
+    return data
+
+
+def test_truncated_segment_is_renamed_bad_and_later_segments_delivered(tmp_path):
+    data = _go_dir(tmp_path, "tt", "tc")
+    seg0 = [go_payload(i, b"zero-%d" % i) for i in range(4)]
+    seg1 = [go_payload(10 + i, b"one-%d" % i) for i in range(3)]
+    write_go_queue(data, "tt:tc", [seg0, seg1])
+    raw0 = (data / (SEG % ("tt:tc", 0))).read_bytes()
+    cut = sum(4 + len(p) for p in seg0[:2]) + 4 + 10      # inside the third record
+    (data / (SEG % ("tt:tc", 0))).write_bytes(raw0[:cut])
+    d = start(tmp_path, data)
+    try:
+        got = receive(d, "tt", "tc", 5)
+        assert sorted(got) == sorted(as_delivered(seg0[:2] + seg1))
+        assert (data / (SEG % ("tt:tc", 0) + ".bad")).read_bytes() == raw0[:cut]
+        assert not (data / (SEG % ("tt:tc", 0))).exists()
+        d.wait_for_log(r"jump to next file and saving bad file as .*tt:tc\.diskqueue\.000000\.dat\.bad")
+        assert d.channel_stats("tt", "tc")["depth"] == 0
+        still_serving(d)
+    finally:
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
+def test_truncated_write_segment_behind_metadata_is_renamed_bad_and_writes_go_on(tmp_path):
+    """The metadata says the write file is longer than it is (a lost tail)."""
+    data = _go_dir(tmp_path, "wt", "wc")
+    seg = [go_payload(i, b"w-%d" % i) for i in range(4)]
+    write_go_queue(data, "wt:wc", [seg])
+    path = data / (SEG % ("wt:wc", 0))
+    raw = path.read_bytes()
+    keep = sum(4 + len(p) for p in seg[:3])
+    path.write_bytes(raw[:keep])                # the 4th record is gone entirely
+    d = start(tmp_path, data, "--mem-queue-size=0")
+    try:
+        got = receive(d, "wt", "wc", 3)
+        assert sorted(got) == sorted(as_delivered(seg[:3]))
+        assert (data / (SEG % ("wt:wc", 0) + ".bad")).exists()
+        # new messages go to a new write file of the same queue, and are read back
+        c = Conn(d.tcp_address)
+        for i in range(3):
+            c.pub("wt", b"after-%d" % i)
+        c.close()
+        assert sorted(m[2] for m in receive(d, "wt", "wc", 3)) == [b"after-0", b"after-1", b"after-2"]
+    finally:
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
+@pytest.mark.parametrize("bit", [31, 24])      # negative length / length past the max
+def test_bit_flipped_record_length_is_renamed_bad_and_later_segments_delivered(tmp_path, bit):
+    data = _go_dir(tmp_path, "bt", "bc")
+    seg0 = [go_payload(i, b"b0-%d" % i) for i in range(5)]
+    seg1 = [go_payload(20 + i, b"b1-%d" % i) for i in range(2)]
+    write_go_queue(data, "bt:bc", [seg0, seg1])
+    path = data / (SEG % ("bt:bc", 0))
+    raw = bytearray(path.read_bytes())
+    at = sum(4 + len(p) for p in seg0[:2])      # the 3rd record's length field
+    (n,) = struct.unpack(">i", raw[at:at + 4])
+    raw[at:at + 4] = struct.pack(">I", (n ^ (1 << bit)) & 0xFFFFFFFF)
+    path.write_bytes(bytes(raw))
+    d = start(tmp_path, data)
+    try:
+        got = receive(d, "bt", "bc", 4)
+        assert sorted(got) == sorted(as_delivered(seg0[:2] + seg1))
+        assert (data / (SEG % ("bt:bc", 0) + ".bad")).read_bytes() == bytes(raw)
+        d.wait_for_log(r"invalid message read size")
+        still_serving(d)
+    finally:
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
+def test_stale_metadata_keeps_records_past_write_pos_and_writes_to_a_new_file(tmp_path):
+    """After a crash the meta file lags the data file: nothing in the data file is
+    overwritten, every record in it is delivered, new records go to the next file."""
+    data = _go_dir(tmp_path, "st", "sc")
+    seg = [go_payload(i, b"s-%d" % i) for i in range(6)]
+    write_go_queue(data, "st:sc", [seg])
+    raw = (data / (SEG % ("st:sc", 0))).read_bytes()
+    lag = sum(4 + len(p) for p in seg[:3])
+    (data / "st:sc.diskqueue.meta.dat").write_bytes(b"3\n0,0\n0,%d\n" % lag)
+    d = start(tmp_path, data, "--mem-queue-size=0")
+    try:
+        d.wait_for_log(r"metadata writePos %d < file size of %d, skipping to new file" % (lag, len(raw)))
+        c = Conn(d.tcp_address)
+        c.pub("st", b"new-0")
+        c.pub("st", b"new-1")
+        c.close()
+        deadline = time.monotonic() + 5
+        while not (data / (SEG % ("st:sc", 1))).exists():
+            assert time.monotonic() < deadline, "new records were not written to file 1"
+            time.sleep(0.05)
+        assert (data / (SEG % ("st:sc", 0))).read_bytes() == raw     # not overwritten
+        got = receive(d, "st", "sc", 8)
+        assert sorted(got)[:0] == [] and sorted(m[2] for m in got) == sorted(
+            [p[26:] for p in seg] + [b"new-0", b"new-1"])
+        assert d.channel_stats("st", "sc")["depth"] == 0
+    finally:
+        assert d.stop() == 0
+
+
+# -- full disk -------------------------------------------------------------------------------------
+class SmallDisk:
+    """A data dir whose space can be taken away and given back while nsqd runs."""
+
+    def __init__(self, tmp_path, size_kib=1024):
+        self.dir = tmp_path / "small"
+        self.dir.mkdir()
+        self.mode = None
+        self.limit = size_kib * 1024
+        self.daemon = None
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700",
+                            "tmpfs", str(self.dir)], capture_output=True, text=True)
+        if r.returncode == 0:
+            self.mode = "tmpfs"
+            self.data = self.dir
+            self.ballast = self.dir / "ballast"
+        else:
+            # fallback: RLIMIT_FSIZE on the nsqd process (SIGXFSZ ignored -> EFBIG)
+            self.mode = "rlimit"
+            self.why = r.stderr.strip()
+            self.data = self.dir
+
+    def wrapper(self, tmp_path, fsize: int) -> str:
+        path = tmp_path / "nsqd-fsize"
+        path.write_text(
+            f"#!{sys.executable}\n"
+            "import os, resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize}))\n"
+            f"os.execv({os.path.join(BIN, 'nsqd')!r}, ['nsqd'] + sys.argv[1:])\n")
+        path.chmod(0o755)
+        return str(path)
+
+    def fill(self, leave: int) -> None:
+        """tmpfs: take all but ``leave`` bytes with a ballast file."""
+        st = os.statvfs(self.dir)
+        free = st.f_bavail * st.f_frsize
+        with open(self.ballast, "wb") as f:
+            f.write(b"\0" * max(free - leave, 0))
+
+    def give_back(self) -> None:
+        if self.mode == "tmpfs":
+            self.ballast.unlink()
+        else:
+            resource.prlimit(self.daemon.proc.pid, resource.RLIMIT_FSIZE,
+                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    def close(self) -> None:
+        if self.mode == "tmpfs":
+            subprocess.run(["umount", "-l", str(self.dir)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = SmallDisk(tmp_path)
+    if disk.mode == "rlimit":
+        print(f"cannot mount a tmpfs here ({disk.why}); using RLIMIT_FSIZE instead")
+    yield disk
+    if disk.daemon is not None:
+        disk.daemon.kill()
+    disk.close()
+
+
+def _fill_until_refused(d, topic, body_size=2000, limit=5000):
+    """PUB until nsqd refuses; returns (acknowledged bodies, the error text)."""
+    acked = []
+    c = Conn(d.tcp_address)
+    try:
+        for i in range(limit):
+            body = b"%06d-" % i + b"f" * body_size
+            err = pub_raw(c, topic, body)
+            if err is not None:
+                return acked, err
+            acked.append(body)
+    finally:
+        c.close()
+    raise AssertionError(f"{limit} publishes of {body_size} bytes were all accepted")
+
+
+def _full_disk_scenario(tmp_path, disk, with_channel: bool):
+    extra = ["--mem-queue-size=0", "--max-bytes-per-file=65536", "--sync-timeout=200ms"]
+    if disk.mode == "tmpfs":
+        d = start(tmp_path, disk.data, *extra)
+        disk.daemon = d
+        disk.fill(leave=64 * 1024)
+    else:
+        d = start(tmp_path, disk.data, *extra, wrapper=disk.wrapper(tmp_path, 60000))
+        disk.daemon = d
+    try:
+        sub = None
+        if with_channel:
+            sub = Conn(d.tcp_address)
+            sub.subscribe("full", "fc")           # RDY 0: everything waits on disk
+        acked, err = _fill_until_refused(d, "full")
+        assert acked, "not even one message fitted"
+        reason = b"no space left on device" if disk.mode == "tmpfs" else b"file too large"
+        assert err.startswith(b"E_PUB_FAILED PUB failed ") and reason in err.lower(), err
+        # the daemon keeps serving: it answers, reports itself unhealthy, refuses over HTTP
+        status, _, body = d.http("GET", "/ping")
+        assert status == 500 and body.startswith(b"NOK - ") and reason in body.lower(), body
+        status, _, body = d.http("POST", "/pub?topic=full", b"refused over http")
+        assert (status, json.loads(body)) == (503, {"message": "EXITING"})
+        c = Conn(d.tcp_address)
+        assert pub_raw(c, "full", b"refused again") is not None
+        c.close()
+        assert d.proc.poll() is None
+        # space returns: publishing works again, no restart
+        disk.give_back()
+        c = Conn(d.tcp_address)
+        for i in range(3):
+            assert pub_raw(c, "full", b"after-%d" % i) is None
+        c.close()
+        assert d.http("GET", "/ping")[:3:2] == (200, b"OK")
+        assert d.http("POST", "/pub?topic=full", b"after-http")[0] == 200
+        want = acked + [b"after-0", b"after-1", b"after-2", b"after-http"]
+        if sub is not None:
+            sub.close()
+        got = receive(d, "full", "fc", len(want), quiet=1.0)
+        assert sorted(m[2] for m in got) == sorted(want)    # nothing acknowledged lost
+    finally:
+        assert d.stop() == 0
+    text = d.log_text()
+    assert "Traceback" not in text
+    return text
+
+
+def test_full_disk_refuses_publishes_keeps_acknowledged_and_recovers_without_restart(
+        tmp_path, small_disk):
+    _full_disk_scenario(tmp_path, small_disk, with_channel=False)
+
+
+def test_full_disk_with_a_channel_loses_no_acknowledged_message(tmp_path, small_disk):
+    """The topic's backlog moves on to a channel whose disk queue is on the same full
+    disk: what the channel cannot store stays in memory until it is delivered."""
+    _full_disk_scenario(tmp_path, small_disk, with_channel=True)
+
+
+def test_full_disk_failed_write_leaves_no_half_record(tmp_path, small_disk):
+    """A record that only partly fit is cut back: after a clean stop with the disk still
+    full, a Go reader finds only whole records (and the restart delivers them)."""
+    from test_data_compat import GoQueueReader
+    disk = small_disk
+    extra = ["--mem-queue-size=0"]
+    if disk.mode == "tmpfs":
+        d = start(tmp_path, disk.data, *extra)
+        disk.daemon = d
+        disk.fill(leave=48 * 1024)
+    else:
+        d = start(tmp_path, disk.data, *extra, wrapper=disk.wrapper(tmp_path, 40000))
+        disk.daemon = d
+    try:
+        acked, _ = _fill_until_refused(d, "half", body_size=3000)
+    finally:
+        d.stop()
+    seg = disk.data / (SEG % ("half", 0))
+    r = GoQueueReader(str(disk.data), "half")
+    size = seg.stat().st_size
+    # whole records only, whatever the metadata says
+    pos, n = 0, 0
+    raw = seg.read_bytes()
+    while pos < size:
+        (ln,) = struct.unpack(">i", raw[pos:pos + 4])
+        assert pos + 4 + ln <= size, f"half record at {pos}"
+        pos += 4 + ln
+        n += 1
+    assert r.wpos <= size
+    assert n >= len(acked) - 1 or n >= r.depth
+    disk.give_back()
+    d2 = start(tmp_path, disk.data, *extra)
+    disk.daemon = d2
+    try:
+        got = receive(d2, "half", "hc", n, quiet=1.0)
+        assert [m[2] for m in got] == acked[:n]
+    finally:
+        assert d2.stop() == 0
+
+
+# -- read-only data dir ----------------------------------------------------------------------------
+def _unprivileged_wrapper(tmp_path) -> str | None:
+    """As root, permissions don't apply: run nsqd without CAP_DAC_OVERRIDE."""
+    if os.geteuid() != 0:
+        return None
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only directory can't be made")
+    path = tmp_path / "nsqd-nodac"
+    path.write_text("#!/bin/sh\nexec %s --inh-caps=-dac_override,-dac_read_search "
+                    "--bounding-set=-dac_override,-dac_read_search -- %s \"$@\"\n"
+                    % (setpriv, os.path.join(BIN, "nsqd")))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_read_only_data_dir_refuses_publishes_then_recovers_without_restart(tmp_path):
+    data = tmp_path / "ro"
+    data.mkdir()
+    d = start(tmp_path, data, "--mem-queue-size=0", "--max-bytes-per-file=4096",
+              wrapper=_unprivileged_wrapper(tmp_path))
+    try:
+        c = Conn(d.tcp_address)
+        c.pub("ro", b"before-0")
+        c.pub("ro", b"before-1")
+        os.chmod(data, stat.S_IRUSR | stat.S_IXUSR)
+        try:
+            acked, err = _fill_until_refused(d, "ro", body_size=500, limit=200)
+            assert err.startswith(b"E_PUB_FAILED PUB failed ") and b"permission denied" in err.lower(), err
+            assert d.http("GET", "/ping")[0] == 500
+            assert d.http("POST", "/pub?topic=ro", b"nope")[0] == 503
+        finally:
+            os.chmod(data, stat.S_IRWXU)
+        for i in range(2):
+            assert pub_raw(c, "ro", b"after-%d" % i) is None
+        c.close()
+        assert d.http("GET", "/ping")[0] == 200
+        want = [b"before-0", b"before-1"] + acked + [b"after-0", b"after-1"]
+        got = receive(d, "ro", "rc", len(want), quiet=1.0)
+        assert sorted(m[2] for m in got) == sorted(want)
+    finally:
+        os.chmod(data, stat.S_IRWXU)
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
+def test_read_only_data_dir_at_startup_is_a_clear_fatal_error(tmp_path):
+    """Go nsqd exits at startup when it cannot write nsqd.dat."""
+    data = tmp_path / "rostart"
+    data.mkdir()
+    os.chmod(data, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(RuntimeError) as exc:
+            start(tmp_path, data, wrapper=_unprivileged_wrapper(tmp_path), )
+    finally:
+        os.chmod(data, stat.S_IRWXU)
+    text = str(exc.value)
+    assert "exited 1" in text
+    assert "FATAL: failed to persist metadata - " in text and "ermission denied" in text, text
+    assert "Traceback" not in text
