@@ -19,7 +19,12 @@ are serialised by ``_sync_lock``.  Rolling to a new write file does no fsync on 
 thread: the old file's fd is kept and fsynced by the next sync() (``sync_due()`` turns
 True at once, as go-diskqueue syncs at every roll).
 
-Metadata reading and (quick / synced) persistence: see :mod:`.diskqueue_meta`.
+Metadata reading and (quick / synced) persistence: see :mod:`.diskqueue_meta`;
+corrupt files (``.bad``) and tail checks: :mod:`.diskqueue_recovery`.
+
+A failed write is cut back to the last complete record (``ftruncate``) so no half
+record stays in a data file; no record is written to a file the metadata doesn't name
+yet (a failed metadata write blocks the flush, see :mod:`.diskqueue_meta`).
 
 Writes are buffered in memory (one buffer per data file that still has unwritten
 records) and handed to the OS by a single ``pwrite`` when
@@ -47,6 +52,7 @@ import struct
 import threading
 
 from .diskqueue_meta import DiskQueueMetadata
+from .diskqueue_recovery import DiskQueueRecovery, _WriteFile
 
 __all__ = ["DiskQueue", "DiskQueueError", "WRITE_BUFFER_SIZE", "READ_BUFFER_SIZE"]
 
@@ -70,24 +76,11 @@ class DiskQueueError(OSError):
     """A put/empty the queue refused (closed queue, record size out of range)."""
 
 
-class _WriteFile:
-    """A data file being (or recently) written: its fd (opened lazily), the file offset
-    up to which data has been handed to the OS, and the records not yet written."""
-    __slots__ = ("num", "fd", "flushed", "buf")
-
-    def __init__(self, num: int, flushed: int):
-        self.num = num
-        self.fd = None
-        self.flushed = flushed
-        self.buf = bytearray()
-
-
 def _noop_log(level: str, msg: str) -> None:
     pass
 
 
-
-class DiskQueue(DiskQueueMetadata):
+class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
     def __init__(self, name: str, data_path: str, max_bytes_per_file: int, min_msg_size: int,
                  max_msg_size: int, sync_every: int, sync_timeout: float, log=None):
         self.name = name
@@ -566,72 +559,6 @@ class DiskQueue(DiskQueueMetadata):
             self._werr = None
             return True
 
-    def _read_error(self, pos: int, err) -> None:
-        self._log("ERROR", f"DISKQUEUE({self.name}) reading at {pos} of "
-                           f"{self._file_name(self._rfn)} - {err}")
-        with self._lock:
-            self._handle_read_error_locked()
-            self._persist_quick_locked()
-
-    def _handle_read_error_locked(self) -> None:
-        """Rename the current read file to .bad and skip to the next file number."""
-        self._close_reader()
-        if self._rfn == self._wfn:
-            # can't read the current write file: skip it too; records not written yet
-            # are intact and go to the start of the new write file
-            w = self._w
-            if w.fd is not None:
-                try:
-                    os.close(w.fd)
-                except OSError:
-                    pass
-            self._wfn += 1
-            self._w = _WriteFile(self._wfn, 0)
-            self._w.buf = w.buf
-            self._wpos = len(w.buf)
-        bad = self._file_name(self._rfn)
-        bad_renamed = bad + ".bad"
-        self._log("WARNING", f"DISKQUEUE({self.name}) jump to next file and saving bad file as {bad_renamed}")
-        try:
-            os.rename(bad, bad_renamed)
-        except OSError:
-            self._log("ERROR", f"DISKQUEUE({self.name}) failed to rename bad diskqueue file "
-                               f"{bad} to {bad_renamed}")
-        self._ends.pop(self._rfn, None)
-        self._rfn += 1
-        self._rpos = 0
-        self._need_sync = True
-        self._meta_stale = True
-        self._check_tail_locked()
-
-    def _check_tail_locked(self) -> None:
-        """When the reader has caught up with the writer, depth must be 0 and the
-        positions equal; otherwise repair (go-diskqueue checkTailCorruption)."""
-        if self._rfn < self._wfn or self._rpos < self._wpos:
-            return
-        depth = self._depth
-        if depth != 0:
-            if depth < 0:
-                self._log("ERROR", f"DISKQUEUE({self.name}) negative depth at tail ({depth}), "
-                                   f"metadata corruption, resetting 0...")
-            else:
-                self._log("ERROR", f"DISKQUEUE({self.name}) positive depth at tail ({depth}), "
-                                   f"data loss, resetting 0...")
-            self._depth = 0
-            self._need_sync = True
-        if self._rfn != self._wfn or self._rpos != self._wpos:
-            if self._rfn > self._wfn:
-                self._log("ERROR", f"DISKQUEUE({self.name}) readFileNum > writeFileNum "
-                                   f"({self._rfn} > {self._wfn}), corruption, skipping to next "
-                                   f"writeFileNum and resetting 0...")
-            if self._rpos > self._wpos:
-                self._log("ERROR", f"DISKQUEUE({self.name}) readPos > writePos "
-                                   f"({self._rpos} > {self._wpos}), corruption, skipping to next "
-                                   f"writeFileNum and resetting 0...")
-            self._skip_to_next_rw_file_locked()
-            self._need_sync = True
-            self._meta_stale = True
-
     def _close_write_files_locked(self) -> None:
         for wf in (*self._rolled, self._w):
             if wf.fd is not None:
@@ -641,32 +568,6 @@ class DiskQueue(DiskQueueMetadata):
                     pass
                 wf.fd = None
         self._rolled.clear()
-
-    def _skip_to_next_rw_file_locked(self):
-        """Delete data files readFileNum..writeFileNum, continue at writeFileNum+1.
-        Returns the first removal error (or None)."""
-        err = None
-        self._close_reader()
-        self._close_write_files_locked()
-        for i in range(self._rfn, self._wfn + 1):
-            try:
-                os.remove(self._file_name(i))
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                self._log("ERROR", f"DISKQUEUE({self.name}) failed to remove data file - {e}")
-                if err is None:
-                    err = e
-        self._wfn += 1
-        self._wpos = 0
-        self._rfn = self._wfn
-        self._rpos = 0
-        self._depth = 0
-        self._w = _WriteFile(self._wfn, 0)
-        self._ends.clear()
-        self._werr = None
-        self._unflushed = 0
-        return err
 
     # -- empty / close / delete -------------------------------------------------------------
     def empty(self) -> None:
