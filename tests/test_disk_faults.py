@@ -433,3 +433,81 @@ def test_read_only_data_dir_at_startup_is_a_clear_fatal_error(tmp_path):
     assert "exited 1" in text
     assert "FATAL: failed to persist metadata - " in text and "ermission denied" in text, text
     assert "Traceback" not in text
+
+
+# -- the engine rules behind the above (DiskQueue in this process, injected failures) ---------
+def _dq(path, max_bytes=1 << 20):
+    from nsqpy.engine.diskqueue import DiskQueue
+    return DiskQueue("q", str(path), max_bytes, 1, 1 << 16, 2500, 2.0)
+
+
+def test_diskqueue_writes_no_record_to_a_file_the_metadata_does_not_name(tmp_path, monkeypatch):
+    """If the metadata can't be written when the write file rolls, the new file's
+    records stay buffered (the put after reports the error) until it can."""
+    from nsqpy.engine import diskqueue_meta
+    q = _dq(tmp_path, max_bytes=64)
+    q.put(b"a" * 40)
+    q.flush()
+    real = diskqueue_meta.DiskQueueMetadata._write_meta_tmp
+
+    def refuse(self, meta, fsync):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(diskqueue_meta.DiskQueueMetadata, "_write_meta_tmp", refuse)
+    q.put(b"b" * 40)                    # rolls to file 1: metadata can't say so
+    with pytest.raises(OSError):
+        q.flush()
+    assert not os.path.exists(tmp_path / (SEG % ("q", 1)))
+    with pytest.raises(OSError):        # the next put is refused, nothing accepted
+        q.put(b"c" * 40)
+    assert q.depth == 2
+    monkeypatch.setattr(diskqueue_meta.DiskQueueMetadata, "_write_meta_tmp", real)
+    q.put(b"c" * 40)
+    q.flush()
+    wfn = int((tmp_path / "q.diskqueue.meta.dat").read_bytes().split(b"\n")[2].split(b",")[0])
+    assert wfn == 2 and (tmp_path / (SEG % ("q", 2))).exists()     # c rolled to file 2
+    assert [q.get() for _ in range(3)] == [b"a" * 40, b"b" * 40, b"c" * 40]
+    q.close()
+
+
+def test_diskqueue_partial_write_is_cut_back_and_retried_whole(tmp_path, monkeypatch):
+    from nsqpy.engine import diskqueue as dqmod
+    q = _dq(tmp_path)
+    q.put(b"x" * 30)
+    q.flush()
+    calls = []
+
+    def short_then_fail(fd, data, off):
+        calls.append(off)
+        if len(calls) == 1:
+            return os.pwrite(fd, bytes(data[:7]), off)      # half a record lands
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(dqmod, "_pwrite", short_then_fail)
+    q.put(b"y" * 30)
+    with pytest.raises(OSError):
+        q.flush()
+    path = tmp_path / (SEG % ("q", 0))
+    assert path.stat().st_size == 34                        # the half record is gone
+    monkeypatch.setattr(dqmod, "_pwrite", os.pwrite)
+    q.flush()
+    assert path.read_bytes() == go_record(b"x" * 30) + go_record(b"y" * 30)
+    assert [q.get(), q.get(), q.get()] == [b"x" * 30, b"y" * 30, None]
+    q.close()
+
+
+def test_diskqueue_read_error_in_write_file_keeps_its_unwritten_records(tmp_path):
+    q = _dq(tmp_path)
+    for i in range(3):
+        q.put(b"old-%d" % i + b"." * 20)
+    q.flush()
+    path = tmp_path / (SEG % ("q", 0))
+    raw = bytearray(path.read_bytes())
+    raw[0] ^= 0x80                                           # the first length goes negative
+    with open(path, "r+b") as f:
+        f.write(raw)
+    q.put(b"new-0" + b"." * 20)                              # still buffered
+    q.put(b"new-1" + b"." * 20)
+    assert q.get() == b"new-0" + b"." * 20
+    assert q.get() == b"new-1" + b"." * 20
+    assert q.get() is None
+    assert (tmp_path / (SEG % ("q", 0) + ".bad")).exists()
+    q.close()
