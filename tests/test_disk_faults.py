@@ -153,6 +153,23 @@ def test_bit_flipped_record_length_is_renamed_bad_and_later_segments_delivered(t
     assert "Traceback" not in d.log_text()
 
 
+def test_missing_segment_is_skipped_and_later_segments_delivered(tmp_path):
+    data = _go_dir(tmp_path, "mt", "mc")
+    segs = [[go_payload(i, b"gone-%d" % i) for i in range(2)],
+            [go_payload(10 + i, b"kept-%d" % i) for i in range(3)]]
+    write_go_queue(data, "mt:mc", segs)
+    (data / (SEG % ("mt:mc", 0))).unlink()
+    d = start(tmp_path, data)
+    try:
+        got = receive(d, "mt", "mc", 3)
+        assert sorted(got) == sorted(as_delivered(segs[1]))
+        assert d.channel_stats("mt", "mc")["depth"] == 0
+        still_serving(d)
+    finally:
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
 def test_stale_metadata_keeps_records_past_write_pos_and_writes_to_a_new_file(tmp_path):
     """After a crash the meta file lags the data file: nothing in the data file is
     overwritten, every record in it is delivered, new records go to the next file."""
