@@ -335,14 +335,16 @@ def test_full_disk_topic_backlog_moving_to_a_channel_loses_nothing(tmp_path, sma
         sub = Conn(d.tcp_address)
         sub.subscribe("back", "bc")                 # the channel, RDY 0
         assert d.http("POST", "/topic/pause?topic=back")[0] == 200
-        # more than one write buffer (128 KiB) of records: the channel's puts fail
-        bodies = [b"%04d-" % i + b"b" * 2000 for i in range(100)]
+        # more than one drain batch (512) and one write buffer (128 KiB) of records:
+        # after the first failed write the channel's puts are refused
+        n = 700
+        bodies = [b"%04d-" % i + b"b" * 200 for i in range(n)]
         c = Conn(d.tcp_address)
         for b in bodies:
             c.pub("back", b)
         c.close()
         deadline = time.monotonic() + 5
-        while os.path.getsize(disk.dir / (SEG % ("back", 0))) < 100 * (4 + 26 + 2005):
+        while os.path.getsize(disk.dir / (SEG % ("back", 0))) < n * (4 + 26 + 205):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         disk.take_away(leave=20 * 1024)
@@ -350,10 +352,10 @@ def test_full_disk_topic_backlog_moving_to_a_channel_loses_nothing(tmp_path, sma
         d.wait_for_log(r"CHANNEL\(bc\): failed to write message to backend")
         time.sleep(0.5)
         st = d.channel_stats("back", "bc")
-        assert st["depth"] == 100, st
+        assert st["depth"] == n, st
         disk.give_back()
         sub.close()
-        got = receive(d, "back", "bc", 100, quiet=1.0)
+        got = receive(d, "back", "bc", n, quiet=1.0)
         assert sorted(m[2] for m in got) == bodies
     finally:
         assert d.stop() == 0
