@@ -80,7 +80,7 @@ class DiskQueueMetadata:
             self._wpos = 0
             self._meta_stale = True
             # the depth in a stale meta file misses the records past its writePos
-            depth = self._count_records()
+            depth = self._count_unread()
             if depth != self._depth:
                 log("INFO", f"DISKQUEUE({self.name}) depth {self._depth} in metadata, "
                             f"{depth} messages on disk")
@@ -97,7 +97,7 @@ class DiskQueueMetadata:
                 n += 1
         return n
 
-    def _count_records(self) -> int:
+    def _count_unread(self) -> int:
         """Records from the read position to the write position (a file older than the
         write file counts to its end), by walking the length headers; stops at the
         first unreadable or invalid one (the reader will quarantine that file)."""
