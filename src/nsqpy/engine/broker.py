@@ -171,11 +171,18 @@ class Broker:
             tmp = f"{path}.{int.from_bytes(os.urandom(4), 'big') >> 1}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+            except OSError:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
 
     async def persist_metadata_now(self) -> None:
         """Write nsqd.dat before returning, the fsync in a worker thread."""

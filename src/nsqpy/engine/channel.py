@@ -135,11 +135,11 @@ class Channel:
             self.put_many(frames)
         if k < n:
             self.message_count += n - k
+            rest = records[k:] if k else records
             try:
-                self.backend.put_many(records[k:] if k else records)
+                self.backend.put_many(rest)
             except BackendError as e:
-                self.broker.log.error(
-                    f"CHANNEL({self.name}): failed to write message to backend - {e}")
+                self._backend_failed(e, records=rest)
             self._wake_ready()
 
     def _wake_ready(self) -> None:
@@ -165,10 +165,21 @@ class Channel:
         try:
             self.backend.put(to_record(frame))
         except BackendError as e:
-            self.broker.log.error(
-                f"CHANNEL({self.name}): failed to write message to backend - {e}")
+            self._backend_failed(e, frames=(frame,))
         if self.ready:
             self._wake_ready()
+
+    def _backend_failed(self, err, records=(), frames=()) -> None:
+        """The disk refused messages this nsqd already acknowledged: keep them in memory
+        (beyond --mem-queue-size) rather than lose them."""
+        self.broker.log.error(f"CHANNEL({self.name}): failed to write message to backend - {err}")
+        memory = self.memory
+        memory.extend(frames)
+        for record in records:
+            try:
+                memory.append(from_record(record))
+            except ValueError as e:
+                self.broker.log.error(f"CHANNEL({self.name}): bad message on disk - {e}")
 
     def _defer(self, frame: bytes, delay_ms: int) -> None:
         self.deferred_seq += 1
@@ -473,7 +484,10 @@ class Channel:
             if self.journal is not None:
                 self.broker.committer.close_journal(self)
             return
-        self.flush_to_backend()
+        try:
+            self.flush_to_backend()
+        except BackendError as e:
+            log.error(f"CHANNEL({self.name}): failed to flush messages to backend - {e}")
         self.backend.close()
         if self.journal is not None:      # everything it held is in the (fsynced) queue now
             self.broker.committer.close_journal(self)

@@ -19,7 +19,12 @@ are serialised by ``_sync_lock``.  Rolling to a new write file does no fsync on 
 thread: the old file's fd is kept and fsynced by the next sync() (``sync_due()`` turns
 True at once, as go-diskqueue syncs at every roll).
 
-Metadata reading and (quick / synced) persistence: see :mod:`.diskqueue_meta`.
+Metadata reading and (quick / synced) persistence: see :mod:`.diskqueue_meta`;
+corrupt files (``.bad``) and tail checks: :mod:`.diskqueue_recovery`.
+
+A failed write is cut back to the last complete record (``ftruncate``) so no half
+record stays in a data file; no record is written to a file the metadata doesn't name
+yet (a failed metadata write blocks the flush, see :mod:`.diskqueue_meta`).
 
 Writes are buffered in memory (one buffer per data file that still has unwritten
 records) and handed to the OS by a single ``pwrite`` when
@@ -47,6 +52,7 @@ import struct
 import threading
 
 from .diskqueue_meta import DiskQueueMetadata
+from .diskqueue_recovery import DiskQueueRecovery, _WriteFile
 
 __all__ = ["DiskQueue", "DiskQueueError", "WRITE_BUFFER_SIZE", "READ_BUFFER_SIZE"]
 
@@ -70,24 +76,11 @@ class DiskQueueError(OSError):
     """A put/empty the queue refused (closed queue, record size out of range)."""
 
 
-class _WriteFile:
-    """A data file being (or recently) written: its fd (opened lazily), the file offset
-    up to which data has been handed to the OS, and the records not yet written."""
-    __slots__ = ("num", "fd", "flushed", "buf")
-
-    def __init__(self, num: int, flushed: int):
-        self.num = num
-        self.fd = None
-        self.flushed = flushed
-        self.buf = bytearray()
-
-
 def _noop_log(level: str, msg: str) -> None:
     pass
 
 
-
-class DiskQueue(DiskQueueMetadata):
+class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
     def __init__(self, name: str, data_path: str, max_bytes_per_file: int, min_msg_size: int,
                  max_msg_size: int, sync_every: int, sync_timeout: float, log=None):
         self.name = name
@@ -149,7 +142,13 @@ class DiskQueue(DiskQueueMetadata):
     # -- status -----------------------------------------------------------------------------
     @property
     def depth(self) -> int:
-        return self._depth
+        d = self._depth
+        if d > 0:
+            return d
+        # metadata depth too low (corrupt/stale meta file): go-diskqueue reads by
+        # position, not by depth, so report 1 while there is still something to read
+        # (the tail check resets depth when the reader catches up)
+        return 1 if self._rfn < self._wfn or self._rpos < self._wpos else d
 
     def sync_due(self) -> bool:
         """sync-every count reached, or a state change that go-diskqueue syncs at once
@@ -287,10 +286,21 @@ class DiskQueue(DiskQueueMetadata):
         buf = wf.buf
         total = len(buf)
         off = wf.flushed
-        with memoryview(buf) as mv:
-            done = _pwrite(wf.fd, mv, off)
-            while done < total:
-                done += _pwrite(wf.fd, mv[done:], off + done)
+        done = 0
+        try:
+            with memoryview(buf) as mv:
+                while done < total:
+                    done += _pwrite(wf.fd, mv[done:], off + done)
+        except OSError:
+            if done:
+                # no half record may stay behind the last complete one (a restart would
+                # read it as corruption): cut the file back, the retry rewrites it all
+                try:
+                    os.ftruncate(wf.fd, off)
+                except OSError as e:
+                    self._log("ERROR", f"DISKQUEUE({self.name}) failed to truncate "
+                                       f"{self._file_name(wf.num)} to {off} - {e}")
+            raise
         wf.flushed = off + total
         wf.buf = bytearray()
 
@@ -298,6 +308,9 @@ class DiskQueue(DiskQueueMetadata):
         """Write every buffered record (raises OSError; what was not written stays
         buffered and is retried at the same offsets)."""
         try:
+            if self._meta_stale and (self._w.buf or any(wf.buf for wf in self._rolled)):
+                # records must never reach a file the metadata doesn't name yet
+                self._persist_quick_locked(strict=True)
             for wf in self._rolled:
                 if wf.buf:
                     self._write_file(wf)
@@ -546,76 +559,6 @@ class DiskQueue(DiskQueueMetadata):
             self._werr = None
             return True
 
-    def _read_error(self, pos: int, err) -> None:
-        self._log("ERROR", f"DISKQUEUE({self.name}) reading at {pos} of "
-                           f"{self._file_name(self._rfn)} - {err}")
-        with self._lock:
-            self._handle_read_error_locked()
-            self._persist_quick_locked()
-
-    def _handle_read_error_locked(self) -> None:
-        """Rename the current read file to .bad and skip to the next file number."""
-        self._close_reader()
-        if self._rfn == self._wfn:
-            # can't read the current write file: skip it too
-            w = self._w
-            if w.buf:
-                try:
-                    self._write_file(w)     # keep those records in the .bad file
-                except OSError:
-                    pass
-            if w.fd is not None:
-                try:
-                    os.close(w.fd)
-                except OSError:
-                    pass
-            self._wfn += 1
-            self._wpos = 0
-            self._w = _WriteFile(self._wfn, 0)
-            self._unflushed = sum(len(wf.buf) for wf in self._rolled)
-        bad = self._file_name(self._rfn)
-        bad_renamed = bad + ".bad"
-        self._log("WARNING", f"DISKQUEUE({self.name}) jump to next file and saving bad file as {bad_renamed}")
-        try:
-            os.rename(bad, bad_renamed)
-        except OSError:
-            self._log("ERROR", f"DISKQUEUE({self.name}) failed to rename bad diskqueue file "
-                               f"{bad} to {bad_renamed}")
-        self._ends.pop(self._rfn, None)
-        self._rfn += 1
-        self._rpos = 0
-        self._need_sync = True
-        self._meta_stale = True
-        self._check_tail_locked()
-
-    def _check_tail_locked(self) -> None:
-        """When the reader has caught up with the writer, depth must be 0 and the
-        positions equal; otherwise repair (go-diskqueue checkTailCorruption)."""
-        if self._rfn < self._wfn or self._rpos < self._wpos:
-            return
-        depth = self._depth
-        if depth != 0:
-            if depth < 0:
-                self._log("ERROR", f"DISKQUEUE({self.name}) negative depth at tail ({depth}), "
-                                   f"metadata corruption, resetting 0...")
-            else:
-                self._log("ERROR", f"DISKQUEUE({self.name}) positive depth at tail ({depth}), "
-                                   f"data loss, resetting 0...")
-            self._depth = 0
-            self._need_sync = True
-        if self._rfn != self._wfn or self._rpos != self._wpos:
-            if self._rfn > self._wfn:
-                self._log("ERROR", f"DISKQUEUE({self.name}) readFileNum > writeFileNum "
-                                   f"({self._rfn} > {self._wfn}), corruption, skipping to next "
-                                   f"writeFileNum and resetting 0...")
-            if self._rpos > self._wpos:
-                self._log("ERROR", f"DISKQUEUE({self.name}) readPos > writePos "
-                                   f"({self._rpos} > {self._wpos}), corruption, skipping to next "
-                                   f"writeFileNum and resetting 0...")
-            self._skip_to_next_rw_file_locked()
-            self._need_sync = True
-            self._meta_stale = True
-
     def _close_write_files_locked(self) -> None:
         for wf in (*self._rolled, self._w):
             if wf.fd is not None:
@@ -625,32 +568,6 @@ class DiskQueue(DiskQueueMetadata):
                     pass
                 wf.fd = None
         self._rolled.clear()
-
-    def _skip_to_next_rw_file_locked(self):
-        """Delete data files readFileNum..writeFileNum, continue at writeFileNum+1.
-        Returns the first removal error (or None)."""
-        err = None
-        self._close_reader()
-        self._close_write_files_locked()
-        for i in range(self._rfn, self._wfn + 1):
-            try:
-                os.remove(self._file_name(i))
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                self._log("ERROR", f"DISKQUEUE({self.name}) failed to remove data file - {e}")
-                if err is None:
-                    err = e
-        self._wfn += 1
-        self._wpos = 0
-        self._rfn = self._wfn
-        self._rpos = 0
-        self._depth = 0
-        self._w = _WriteFile(self._wfn, 0)
-        self._ends.clear()
-        self._werr = None
-        self._unflushed = 0
-        return err
 
     # -- empty / close / delete -------------------------------------------------------------
     def empty(self) -> None:
@@ -685,6 +602,11 @@ class DiskQueue(DiskQueueMetadata):
         self._close_reader()
         try:
             self._sync()
+        except OSError as e:
+            # like go-diskqueue's Close: reported, not fatal (nsqd goes on closing the
+            # other queues); what was still buffered could not be written
+            self._log("ERROR", f"DISKQUEUE({self.name}) failed to close - {e} "
+                               f"({self._buffered_records()} messages not written)")
         finally:
             with self._lock:
                 self._close_write_files_locked()

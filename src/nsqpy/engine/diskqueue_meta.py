@@ -79,6 +79,52 @@ class DiskQueueMetadata:
             self._wfn += 1
             self._wpos = 0
             self._meta_stale = True
+            # the depth in a stale meta file misses the records past its writePos
+            depth = self._count_unread()
+            if depth != self._depth:
+                log("INFO", f"DISKQUEUE({self.name}) depth {self._depth} in metadata, "
+                            f"{depth} messages on disk")
+                self._depth = depth
+
+    def _buffered_records(self) -> int:
+        """Records accepted but not yet written (not counted in persisted metadata)."""
+        n = 0
+        for wf in (*self._rolled, self._w):
+            buf = wf.buf
+            pos, end = 0, len(buf)
+            while pos < end:
+                pos += 4 + int.from_bytes(buf[pos:pos + 4], "big")
+                n += 1
+        return n
+
+    def _count_unread(self) -> int:
+        """Records from the read position to the write position (a file older than the
+        write file counts to its end), by walking the length headers; stops at the
+        first unreadable or invalid one (the reader will quarantine that file)."""
+        total = 0
+        num, pos = self._rfn, self._rpos
+        while num <= self._wfn:
+            end = self._wpos if num == self._wfn else None
+            try:
+                with open(self._file_name(num), "rb") as f:
+                    if end is None:
+                        end = os.fstat(f.fileno()).st_size
+                    while pos < end:
+                        f.seek(pos)
+                        hdr = f.read(4)
+                        if len(hdr) != 4:
+                            return total
+                        n = int.from_bytes(hdr, "big", signed=True)
+                        if n < self.min_msg_size or n > self.max_msg_size or pos + 4 + n > end:
+                            return total
+                        total += 1
+                        pos += 4 + n
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return total
+            num, pos = num + 1, 0
+        return total
 
     # -- persistence ------------------------------------------------------------------------
     def _meta_locked(self, wpos: int) -> bytes:
@@ -112,7 +158,7 @@ class DiskQueueMetadata:
             if tmp is not None:
                 unlink_quietly(tmp)
 
-    def _persist_quick_locked(self) -> None:
+    def _persist_quick_locked(self, strict: bool = False) -> None:
         """Persist the metadata now, without fsync, on the loop thread (under _lock).
 
         Done whenever the file numbers change (write file rolled, read file finished,
@@ -121,9 +167,13 @@ class DiskQueueMetadata:
         at restart the stale-metadata rule moves the writer past it instead of
         overwriting records (go-diskqueue persists synchronously at these points; the
         fsync is left to the sync() that sync_due() asks for).  writePos is the part of
-        the write file already handed to the OS."""
-        self._meta_stale = False
+        the write file already handed to the OS.
+
+        If the write fails (disk full, read-only) the metadata stays stale: the next
+        flush persists it first (``strict``: raising) and writes no record before it
+        succeeded."""
         if self._deleted or self._closed:
+            self._meta_stale = False
             return
         meta = self._meta_locked(self._w.flushed)
         self._meta_seq += 1
@@ -136,6 +186,10 @@ class DiskQueueMetadata:
                 unlink_quietly(tmp)
                 raise
         except OSError as e:
+            self._meta_stale = True
             self._log("ERROR", f"DISKQUEUE({self.name}) failed to persist metadata - {e}")
+            if strict:
+                raise
             return
+        self._meta_stale = False
         self._meta_renamed = seq

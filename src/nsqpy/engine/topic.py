@@ -10,6 +10,7 @@ import time
 from collections import deque
 
 from ..protocol.ids import IDGenerationError, IDGenerator, seq_hex
+from .backend import BackendError
 from .channel import Channel
 from .message import frame_head, to_record
 
@@ -186,7 +187,10 @@ class Topic:
             self.backend.delete()
             return
         if self.memory:
-            self.backend.put_many([to_record(f if f.__class__ is bytes else f[0])
-                                   for f in self.memory])
+            try:
+                self.backend.put_many([to_record(f if f.__class__ is bytes else f[0])
+                                       for f in self.memory])
+            except BackendError as e:
+                self.broker.log.error(f"TOPIC({self.name}): failed to flush messages to backend - {e}")
             self.memory.clear()
         self.backend.close()

@@ -141,7 +141,10 @@ class NSQD:
             self.broker.load_metadata()
         except Exception as e:
             raise StartupError(f"failed to load metadata - {e}") from None
-        self.broker.persist_metadata()
+        try:
+            self.broker.persist_metadata()
+        except OSError as e:
+            raise StartupError(f"failed to persist metadata - {e}") from None
         loop = asyncio.get_running_loop()
         host, port = split_host_port(opts.tcp_address)
         try:
