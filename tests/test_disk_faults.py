@@ -1,8 +1,8 @@
 """Disk faults against a real nsqd (spec storage.md §2.4, §3): corrupt data files are
 quarantined as ``<file>.bad`` and the daemon keeps serving; publishes the disk cannot
-store are refused (TCP ``E_PUB_FAILED``, HTTP 503 ``EXITING`` as Go nsqd answers, /ping
-500 ``NOK - <err>``), nothing already acknowledged is lost, and publishing works again
-without a restart once the disk does.
+store are refused (TCP ``E_PUB_FAILED``; HTTP 500 ``INTERNAL_ERROR`` as issue #8 asks,
+where Go answers 503 ``EXITING``; /ping 500 ``NOK - <err>``), nothing already
+acknowledged is lost, and publishing works again without a restart once the disk does.
 
 Full disk: a small tmpfs mounted by the test.  Where mounting is not possible the test
 falls back to a per-process file-size limit (RLIMIT_FSIZE with SIGXFSZ ignored, set in
@@ -302,7 +302,7 @@ def test_full_disk_refuses_publishes_keeps_acknowledged_and_recovers_without_res
         status, _, body = d.http("GET", "/ping")
         assert status == 500 and body.startswith(b"NOK - ") and disk.reason in body.lower(), body
         status, _, body = d.http("POST", "/pub?topic=full", b"refused over http")
-        assert (status, json.loads(body)) == (503, {"message": "EXITING"})
+        assert (status, json.loads(body)) == (500, {"message": "INTERNAL_ERROR"})
         c = Conn(d.tcp_address)
         assert pub_raw(c, "full", b"refused again") is not None
         c.close()
@@ -320,6 +320,38 @@ def test_full_disk_refuses_publishes_keeps_acknowledged_and_recovers_without_res
         want = acked + [b"after-0", b"after-1", b"after-2", b"after-http"]
         got = receive(d, "full", "fc", len(want), quiet=1.0)
         assert sorted(m[2] for m in got) == sorted(want)    # nothing acknowledged lost
+    finally:
+        assert d.stop() == 0
+    assert "Traceback" not in d.log_text()
+
+
+def test_full_disk_durable_refuses_with_e_pub_failed_and_recovers(tmp_path, small_disk):
+    disk = small_disk
+    d = disk.start("--durable", "--max-bytes-per-file=65536")
+    try:
+        disk.take_away(leave=48 * 1024)
+        acked, err = _fill_until_refused(d, "dfull")
+        assert acked, "not even one message fitted"
+        assert err.startswith(b"E_PUB_FAILED PUB failed"), err
+        assert d.proc.poll() is None
+        disk.give_back()
+        c = Conn(d.tcp_address)
+        for i in range(3):
+            assert pub_raw(c, "dfull", b"after-%d" % i) is None
+        c.close()
+        want = acked + [b"after-0", b"after-1", b"after-2"]
+        c = Conn(d.tcp_address)                    # durable: duplicates allowed, no loss
+        c.subscribe("dfull", "dc", rdy=len(want) + 50)
+        got = set()
+        try:
+            while True:
+                m = c.read_message(timeout=1.0)
+                got.add(m[2])
+                c.send(cmds.encode_fin(m[0]))
+        except (TimeoutError, OSError):
+            pass
+        c.close()
+        assert set(want) <= got
     finally:
         assert d.stop() == 0
     assert "Traceback" not in d.log_text()
@@ -421,7 +453,7 @@ def test_read_only_data_dir_refuses_publishes_then_recovers_without_restart(tmp_
             acked, err = _fill_until_refused(d, "ro", body_size=500, limit=200)
             assert err.startswith(b"E_PUB_FAILED PUB failed ") and b"permission denied" in err.lower(), err
             assert d.http("GET", "/ping")[0] == 500
-            assert d.http("POST", "/pub?topic=ro", b"nope")[0] == 503
+            assert d.http("POST", "/pub?topic=ro", b"nope")[0] == 500
         finally:
             os.chmod(data, stat.S_IRWXU)
         for i in range(2):

@@ -229,8 +229,10 @@ class HTTPAPI:
             defer_ms = ns // 1_000_000
         try:
             topic.put(body, defer_ms)
-        except (TopicError, BackendError):
+        except TopicError:
             raise Err(503, "EXITING") from None
+        except BackendError:          # could not be stored (disk full, read-only): issue #8
+            raise Err(500, "INTERNAL_ERROR") from None
         return b"OK"
 
     async def mpub(self, request, query):
@@ -271,8 +273,10 @@ class HTTPAPI:
             msgs = _split_text_mpub(data, read_max, max_msg)
         try:
             topic.put_many(msgs)
-        except (TopicError, BackendError):
+        except TopicError:
             raise Err(503, "EXITING") from None
+        except BackendError:          # could not be stored (disk full, read-only): issue #8
+            raise Err(500, "INTERNAL_ERROR") from None
         await _durable_commit(self.nsqd)
         return b"OK"
 

@@ -552,10 +552,10 @@ class ClientV2(asyncio.Protocol, Consumer):
         if self.closed:
             return
         if not ok:                               # not on disk: never say OK
-            self.log.error(f"[{self.remote_address}] - durable commit failed, closing")
             self.out = []
-            self.transport.close()
-            self.connection_lost(None)
+            del self.flush                       # back to ClientV2.flush for the error
+            self.holds = []
+            self._fatal(ProtocolError("E_PUB_FAILED", "PUB failed durable commit failed"))
             return
         holds = self.holds
         cut = 0
