@@ -18,14 +18,13 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import _command, _env, _proc_status  # noqa: E402
+from benchlib import command, env, free_port, ping, proc_status, stop  # noqa: E402
 
 BODY_SIZE = 200
 TOPIC = "bench_http"
@@ -38,58 +37,31 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 """ % BODY_SIZE
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ping(port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            return data.startswith(b"HTTP/1.1 200") and data.endswith(b"OK")
-    except OSError:
-        return False
-
-
 class Nsqd:
     """A fresh nsqd on free ports; ``startup_ms``: exec to the first answered /ping."""
 
     def __init__(self) -> None:
         self.data_path = tempfile.mkdtemp(prefix="nsqpy-http-bench-")
-        self.http_port = _free_port()
-        cmd = _command("nsqd", "nsqpy.nsqd.main") + [
+        self.http_port = free_port()
+        cmd = command("nsqd", "nsqpy.nsqd.main") + [
             "--tcp-address=127.0.0.1:0", f"--http-address=127.0.0.1:{self.http_port}",
             f"--data-path={self.data_path}", "--log-level=warn"]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=_env())
+                                     env=env())
         deadline = t0 + 30
-        while not _ping(self.http_port):
+        while not ping(self.http_port):
             if self.proc.poll() is not None or time.perf_counter() > deadline:
                 self.stop()
                 raise RuntimeError("nsqd did not answer /ping")
             time.sleep(0.002)
         self.startup_ms = (time.perf_counter() - t0) * 1000
         time.sleep(0.3)
-        _ping(self.http_port)
-        self.idle_rss = _proc_status(self.proc.pid, "VmRSS")
+        ping(self.http_port)
+        self.idle_rss = proc_status(self.proc.pid, "VmRSS")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         shutil.rmtree(self.data_path, ignore_errors=True)
 
 

@@ -27,45 +27,15 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import command, cpu_seconds, env, rss  # noqa: E402
+
 LISTEN_RE = re.compile(r"(TCP|HTTP): listening on \S+:(\d+)")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _nsqd_command() -> list[str]:
-    path = os.path.join(VENV_BIN, "nsqd")
-    if os.access(path, os.X_OK):
-        return [path]
-    return [sys.executable, "-m", "nsqpy.nsqd.main"]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    src = os.path.join(ROOT, "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def _start_nsqd(data_path: str):
-    proc = subprocess.Popen(_nsqd_command() + [
+    proc = subprocess.Popen(command("nsqd", "nsqpy.nsqd.main") + [
         "--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={data_path}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        env=_env(), text=True)
+        env=env(), text=True)
     ports: dict[str, int] = {}
     ready = threading.Event()
 
@@ -121,15 +91,15 @@ def run(n: int = 10_000, seconds: float = 10.0, settle: float = 2.0) -> dict:
     try:
         proc, http_port = _start_nsqd(data_path)
         time.sleep(0.5)
-        rss0 = _rss(proc.pid)
+        rss0 = rss(proc.pid)
         t0 = time.monotonic()
         asyncio.run(_create(http_port, n))
         create_s = time.monotonic() - t0
         time.sleep(settle)
-        rss1 = _rss(proc.pid)
-        c0, w0 = _cpu_seconds(proc.pid), time.monotonic()
+        rss1 = rss(proc.pid)
+        c0, w0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
-        c1, w1 = _cpu_seconds(proc.pid), time.monotonic()
+        c1, w1 = cpu_seconds(proc.pid), time.monotonic()
         return {
             "idle-cpu-10k": 100.0 * (c1 - c0) / (w1 - w0),
             "rss-per-topic-channel": (rss1 - rss0) / n,

@@ -32,37 +32,13 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import command as _command  # noqa: E402
+from benchlib import env as _env  # noqa: E402
+from benchlib import proc_status as _proc_status  # noqa: E402
+from benchlib import stop as _stop  # noqa: E402
 RESULT_RE = re.compile(r"duration: (\S+) - ([0-9.]+)mb/s - ([0-9.]+)ops/s - ([0-9.]+|inf)us/op")
 LISTEN_RE = re.compile(r"TCP: listening on (\S+):(\d+)")
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    src = os.path.join(ROOT, "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _command(script: str, module: str) -> list[str]:
-    """The installed console script if present, else ``python -m module`` from src/."""
-    path = os.path.join(VENV_BIN, script)
-    if os.access(path, os.X_OK):
-        return [path]
-    return [sys.executable, "-m", module]
-
-
-def _proc_status(pid: int, key: str) -> int:
-    """A ``/proc/<pid>/status`` memory field in bytes (0 if unavailable)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class Nsqd:
@@ -98,13 +74,7 @@ class Nsqd:
         return _proc_status(self.proc.pid, "VmHWM")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop(self.proc)
         shutil.rmtree(self.data_path, ignore_errors=True)
 
 

@@ -26,51 +26,27 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NSQD = os.path.join(ROOT, ".venv", "bin", "nsqd")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _http(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                  f"Connection: close\r\n\r\n".encode() + body)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), rest
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, command, env, free_port, http, rss, stop  # noqa: E402
 
 
 class _Nsqd:
     def __init__(self, *flags: str) -> None:
         self.data = tempfile.mkdtemp(prefix="nsqpy-bench-")
-        self.tcp, self.http = _free_port(), _free_port()
+        self.tcp, self.http = free_port(), free_port()
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [NSQD, f"--tcp-address=127.0.0.1:{self.tcp}",
-             f"--http-address=127.0.0.1:{self.http}", f"--data-path={self.data}", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            command("nsqd", "nsqpy.nsqd.main") + [
+                f"--tcp-address=127.0.0.1:{self.tcp}", f"--http-address=127.0.0.1:{self.http}",
+                f"--data-path={self.data}", *flags],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
 
     def wait_ping(self, timeout: float = 10.0) -> float:
         """Seconds from exec to the first ``200 OK`` of ``/ping``."""
         deadline = self.t0 + timeout
         while time.perf_counter() < deadline:
             try:
-                if _http(self.http, "GET", "/ping")[0] == 200:
+                if http(self.http, "GET", "/ping")[0] == 200:
                     return time.perf_counter() - self.t0
             except OSError:
                 pass
@@ -78,12 +54,7 @@ class _Nsqd:
         raise RuntimeError("nsqd did not answer /ping")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
         shutil.rmtree(self.data, ignore_errors=True)
 
 
@@ -96,21 +67,21 @@ def compile_sources() -> None:
 
 def startup(runs: int = 5) -> dict:
     compile_sources()
-    times, rss = [], []
+    times, rss_values = [], []
     for _ in range(runs):
         n = _Nsqd()
         try:
             times.append(n.wait_ping())
             time.sleep(0.5)
-            rss.append(_rss(n.proc.pid))
+            rss_values.append(rss(n.proc.pid))
         finally:
             n.stop()
     return {"start-to-ping-ms": statistics.median(times) * 1000,
-            "idle-rss-mib": statistics.median(rss) / 2**20}
+            "idle-rss-mib": statistics.median(rss_values) / 2**20}
 
 
 def _depth(port: int, topic: str) -> int:
-    status, body = _http(port, "GET", f"/stats?format=json&topic={topic}")
+    status, body = http(port, "GET", f"/stats?format=json&topic={topic}")
     for t in json.loads(body)["topics"]:
         for ch in t["channels"]:
             return ch["depth"]
@@ -121,10 +92,10 @@ def queued_memory(count: int = 1_000_000, size: int = 200, batch: int = 1000) ->
     n = _Nsqd(f"--mem-queue-size={count + 10_000}", "--max-body-size=10485760")
     try:
         n.wait_ping()
-        _http(n.http, "POST", "/topic/create?topic=mem")
-        _http(n.http, "POST", "/channel/create?topic=mem&channel=c")
+        http(n.http, "POST", "/topic/create?topic=mem")
+        http(n.http, "POST", "/channel/create?topic=mem&channel=c")
         time.sleep(0.5)
-        before = _rss(n.proc.pid)
+        before = rss(n.proc.pid)
         body = bytes(range(256)) * (size // 256 + 1)
         msg = struct.pack(">i", size) + body[:size]
         payload = struct.pack(">i", batch) + msg * batch
@@ -142,7 +113,7 @@ def queued_memory(count: int = 1_000_000, size: int = 200, batch: int = 1000) ->
                     raise RuntimeError(f"MPUB failed: {resp!r}")
         depth = _depth(n.http, "mem")
         time.sleep(0.5)
-        after = _rss(n.proc.pid)
+        after = rss(n.proc.pid)
         return {"bytes-per-queued-msg": (after - before) / depth, "queued": depth}
     finally:
         n.stop()
