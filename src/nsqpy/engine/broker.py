@@ -44,6 +44,7 @@ class Broker:
                                        # last looked: an idle queue costs the timer nothing
         self.scan_set = set()          # channels holding in-flight or deferred messages
         self._scan_wakeup = None       # set while the scanner sleeps with nothing to scan
+        self._loop = None              # see running_loop()
         self._meta_lock = threading.Lock()
         self._meta_state = 0           # 0 idle, 1 writing (or pacing), 2 and dirty again
         self._meta_cost = 0.0          # seconds the last nsqd.dat snapshot took on the loop
@@ -270,6 +271,14 @@ class Broker:
             topic.schedule_drain()
         if self.committer is not None:
             self.committer.start()
+
+    def running_loop(self):
+        """The event loop, cached (asyncio.get_running_loop() makes a getpid() syscall,
+        which costs more than a whole message on the hot paths that need the loop)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def want_scan(self, ch) -> None:
         """``ch`` holds in-flight or deferred messages: the scanner must look at it."""

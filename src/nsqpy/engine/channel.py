@@ -6,7 +6,6 @@ when there is one, else to the memory queue
 timing wheel of 100 ms buckets (the scan interval, so no precision is lost); deferred
 messages in a heap ordered by due time.
 """
-import asyncio
 import heapq
 from collections import deque
 from time import monotonic, time_ns
@@ -146,7 +145,7 @@ class Channel:
         if self.ready and not self._pump_soon and not self.paused:
             # mem-queue-size=0 / --durable: a ready consumer gets it from the disk queue
             self._pump_soon = True
-            asyncio.get_running_loop().call_soon(self._pump_later)
+            self.broker.running_loop().call_soon(self._pump_later)
 
     def _pump_later(self) -> None:
         self._pump_soon = False

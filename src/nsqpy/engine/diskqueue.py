@@ -118,6 +118,7 @@ class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
         self._deleted = False
         self._werr = None         # last failed background write, retried by the next put
         self._flush_scheduled = False
+        self._loop = None         # the event loop that runs end-of-turn flushes (cached)
         self._unflushed = 0       # bytes buffered, not yet written to the OS
         self._nread = 0           # records read since start (monotonic; see _meta_locked)
 
@@ -350,7 +351,10 @@ class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
             self._flush_or_raise_locked()
 
     def _schedule_flush(self) -> None:
-        loop = _get_running_loop()
+        # the loop is cached: asyncio's get_running_loop() costs a getpid() syscall
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = _get_running_loop()
         if loop is not None:
             self._flush_scheduled = True
             loop.call_soon(self._auto_flush)

@@ -5,7 +5,6 @@ channels at once (the Go pump with nothing waiting in front of it).  Otherwise i
 in the topic's memory queue (up to ``--mem-queue-size``) or disk queue, and a drain
 moves the backlog to the channels once there are some.
 """
-import asyncio
 import time
 from collections import deque
 
@@ -108,7 +107,7 @@ class Topic:
         if (not self._drain_scheduled and self.channels and not self.paused and self.started
                 and not self.exiting and self.depth()):
             self._drain_scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain)
+            self.broker.running_loop().call_soon(self._drain)
 
     def _drain(self) -> None:
         self._drain_scheduled = False
