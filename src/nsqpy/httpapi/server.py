@@ -333,7 +333,10 @@ class HTTPProtocol(asyncio.Protocol):
         finally:
             self._in_process = False
             if out and not self._closing:
-                self._flush()
+                if len(self.server.conns) > 1:
+                    self.server.flush_soon(self)    # with the other responses of this turn
+                else:
+                    self._flush()
 
     def _run(self, req: Request):
         """The handler's response, or None once it continues in a Task."""
@@ -585,6 +588,7 @@ class HTTPServerHandle:
         self.server = None
         self.conns: set = set()
         self.tasks: set = set()
+        self.pending: list = []      # connections with responses to write this turn
 
     @property
     def sockets(self):
@@ -592,6 +596,22 @@ class HTTPServerHandle:
 
     def protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
+
+    def flush_soon(self, conn) -> None:
+        """Write ``conn``'s responses once this loop turn's reads are all handled: the
+        responses of one turn go out together, so a client woken by the first write is
+        still running when the next ones arrive (a wake-up is most of a small write's
+        cost)."""
+        pending = self.pending
+        if not pending:
+            self.loop.call_soon(self._flush_pending)
+        pending.append(conn)
+
+    def _flush_pending(self) -> None:
+        pending = self.pending
+        self.pending = []
+        for conn in pending:
+            conn._flush()
 
     async def close(self, grace: float = 1.0) -> None:
         """Stop listening, close idle connections, give running handlers ``grace`` seconds,
