@@ -252,3 +252,24 @@ class Conn:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def consume_exactly(d, topic: str, channel: str, n: int, quiet: float = 0.5):
+    """Subscribe to ``d``, receive exactly n messages (FIN each) and check nothing more
+    arrives within ``quiet`` seconds.  Returns [(id, attempts, body, ts)] in order."""
+    c = Conn(d.tcp_address)
+    try:
+        c.subscribe(topic, channel, rdy=max(n, 1))
+        got = []
+        for _ in range(n):
+            m = c.read_message(timeout=10)
+            got.append(m)
+            c.send(b"FIN " + m[0] + b"\n")
+        try:
+            extra = c.read_frame(timeout=quiet)
+        except (TimeoutError, OSError):
+            extra = None
+        assert extra is None, f"unexpected extra frame {extra!r}"
+        return got
+    finally:
+        c.close()

@@ -16,6 +16,7 @@ import struct
 import time
 
 from daemons import Conn, start_nsqd
+from daemons import consume_exactly as consume_all
 from nsqpy.protocol import commands as cmds
 
 MAX_MSG_SIZE = 1048576          # nsqd's default --max-msg-size
@@ -78,27 +79,6 @@ def go_nsqd_dat_121(topics) -> bytes:
 
 
 # -- consuming ---------------------------------------------------------------------------------
-def consume_all(d, topic: str, channel: str, n: int, quiet: float = 0.5):
-    """Subscribe, receive exactly n messages (FIN each), check nothing more arrives.
-    Returns [(id, attempts, body, ts)] in delivery order."""
-    c = Conn(d.tcp_address)
-    try:
-        c.subscribe(topic, channel, rdy=max(n, 1))
-        got = []
-        for _ in range(n):
-            m = c.read_message(timeout=10)
-            got.append(m)
-            c.send(cmds.encode_fin(m[0]))
-        try:
-            extra = c.read_frame(timeout=quiet)
-        except (TimeoutError, OSError):
-            extra = None
-        assert extra is None, f"unexpected extra frame {extra!r}"
-        return got
-    finally:
-        c.close()
-
-
 def as_delivered(payloads):
     """What a consumer receives for stored payloads: id, attempts + 1, body, timestamp."""
     out = []

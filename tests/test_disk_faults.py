@@ -23,6 +23,7 @@ import time
 import pytest
 
 from daemons import BIN, Conn, Daemon
+from daemons import consume_exactly as receive
 from nsqpy.protocol import commands as cmds
 from test_data_compat import as_delivered, go_nsqd_dat_130, go_payload, go_record, write_go_queue
 
@@ -35,26 +36,6 @@ def start(tmp_path, data, *extra, wrapper=None) -> Daemon:
     d = Daemon(wrapper or "nsqd", args)
     d.data_path = str(data)
     return d.start()
-
-
-def receive(d, topic, channel, n, quiet=0.5):
-    """Subscribe and take exactly n messages (FIN'd); fail on any further message."""
-    c = Conn(d.tcp_address)
-    try:
-        c.subscribe(topic, channel, rdy=max(n, 1))
-        got = []
-        for _ in range(n):
-            m = c.read_message(timeout=10)
-            got.append(m)
-            c.send(cmds.encode_fin(m[0]))
-        try:
-            extra = c.read_frame(timeout=quiet)
-        except (TimeoutError, OSError):
-            extra = None
-        assert extra is None, f"unexpected extra frame {extra!r}"
-        return got
-    finally:
-        c.close()
 
 
 def still_serving(d, topic="alive", body=b"still here"):
