@@ -216,33 +216,14 @@ class Router:
         # the dispatch, inlined (one coroutine less per request)
         fn, kind, logged, _ = entry
         start = _perf_ns() if logged else 0
-        status = 200
         try:
             if params is None:
                 result = await fn(request, query)
             else:
                 result = await fn(request, query, params)
-        except Err as e:
-            status = e.code
-            resp = plain(e.code, e.text) if kind == PLAIN else v1_err(e.code, e.text)
-        except Exception as e:  # noqa: BLE001 - a handler panic
-            self.log.error(f"panic in HTTP handler - {e!r}")
-            status = 500
-            resp = v1_err(500, "INTERNAL_ERROR")
-        else:
-            if kind == V1:
-                resp = v1_ok(result)
-            elif kind == PLAIN:
-                # a PLAIN handler may build its own 200 (a static file) and still have
-                # its Err answered as plain text
-                resp = result if isinstance(result, Resp) else plain(200, result)
-            else:
-                resp = result
-        if logged:
-            self.log_request(request, raw, status, start)
-        if self.close_unread_body and not request.content.at_eof():
-            _maybe_close(request, resp)
-        return resp
+        except Exception as e:  # noqa: BLE001 - Err, or a handler panic
+            return self._answer(request, raw, kind, logged, start, None, e)
+        return self._answer(request, raw, kind, logged, start, result, None)
 
     def handle_sync(self, request):
         """The response of an exact route's ``sync`` function, or None (then
@@ -263,25 +244,35 @@ class Router:
         if fn is None:
             return None
         start = _perf_ns() if logged else 0
-        status = 200
         try:
             result = fn(request, query)
             if result is NotImplemented:
                 return None
-        except Err as e:
-            status = e.code
-            resp = plain(e.code, e.text) if kind == PLAIN else v1_err(e.code, e.text)
-        except Exception as e:  # noqa: BLE001 - a handler panic
-            self.log.error(f"panic in HTTP handler - {e!r}")
-            status = 500
-            resp = v1_err(500, "INTERNAL_ERROR")
-        else:
+        except Exception as e:  # noqa: BLE001 - Err, or a handler panic
+            return self._answer(request, raw, kind, logged, start, None, e)
+        return self._answer(request, raw, kind, logged, start, result, None)
+
+    def _answer(self, request, raw, kind, logged, start, result, err):
+        """The response for a handler's result, or for its exception ``err`` (``Err``: its
+        answer; anything else: ``panic in HTTP handler`` and 500), logged like Go's
+        ``http_api.Log`` for logged routes."""
+        status = 200
+        if err is None:
             if kind == V1:
                 resp = v1_ok(result)
             elif kind == PLAIN:
+                # a PLAIN handler may build its own 200 (a static file) and still have
+                # its Err answered as plain text
                 resp = result if isinstance(result, Resp) else plain(200, result)
             else:
                 resp = result
+        elif isinstance(err, Err):
+            status = err.code
+            resp = plain(err.code, err.text) if kind == PLAIN else v1_err(err.code, err.text)
+        else:
+            self.log.error(f"panic in HTTP handler - {err!r}")
+            status = 500
+            resp = v1_err(500, "INTERNAL_ERROR")
         if logged:
             self.log_request(request, raw, status, start)
         if self.close_unread_body and not request.content.at_eof():
