@@ -87,32 +87,30 @@ class Channel:
             self._put(frame)
 
     def put_many(self, frames) -> None:
-        """A batch from the topic (MPUB): one call instead of one per message."""
+        """A batch from the topic (MPUB): runs to ready consumers, then the memory queue,
+        then one write to the disk queue."""
         self.message_count += len(frames)
-        if self.paused or not self.direct_ok:
-            for frame in frames:
-                self._put(frame)
-            return
-        ready = self.ready
         i = 0
         n = len(frames)
-        while i < n and ready:
-            c = self._pick()
-            take = min(c.rdy - c.in_flight, DELIVER_RUN, n - i)
-            if take <= 0:                    # (not ready after all)
-                c.ready = False
-                ready.pop(c, None)
-                continue
-            self._deliver_run(c, frames[i:i + take] if take < n else frames)
-            i += take
+        if self.direct_ok and not self.paused:
+            ready = self.ready
+            while i < n and ready:
+                c = self._pick()
+                take = min(c.rdy - c.in_flight, DELIVER_RUN, n - i)
+                if take <= 0:                # (not ready after all)
+                    c.ready = False
+                    ready.pop(c, None)
+                    continue
+                self._deliver_run(c, frames[i:i + take] if take < n else frames)
+                i += take
         if i < n:
             memory = self.memory
             room = self.mem_queue_size - len(memory)
             if room > 0:
                 memory.extend(frames[i:i + room])
                 i += room
-            for frame in frames[i:]:
-                self._to_backend(frame)
+            if i < n:
+                self._to_backend(frames[i:])
 
     def put_records(self, records) -> None:
         """Messages the topic read from its disk queue (a batch): as many as ready
@@ -158,13 +156,13 @@ class Channel:
         elif len(self.memory) < self.mem_queue_size:
             self.memory.append(frame)
         else:
-            self._to_backend(frame)
+            self._to_backend((frame,))
 
-    def _to_backend(self, frame: bytes) -> None:
+    def _to_backend(self, frames) -> None:
         try:
-            self.backend.put(to_record(frame))
+            self.backend.put_many([to_record(f) for f in frames])
         except BackendError as e:
-            self._backend_failed(e, frames=(frame,))
+            self._backend_failed(e, frames=frames)
         if self.ready:
             self._wake_ready()
 
