@@ -1,7 +1,7 @@
 """What a channel needs from a subscribed connection, without knowing it is a socket.
 
 The channel delivers to :class:`Consumer` objects; the TCP layer subclasses it and
-implements :meth:`send_frame`, :meth:`flush` and :meth:`close_connection`.  Counters
+implements :meth:`send_frames`, :meth:`flush` and :meth:`close_connection`.  Counters
 live here because the channel updates them on its hot path.
 """
 
@@ -48,13 +48,9 @@ class Consumer:
                 self.flush()
 
     # -- implemented by the connection ----------------------------------------------
-    def send_frame(self, frame: bytes) -> None:  # pragma: no cover - abstract
-        """Queue a complete message frame (see :mod:`nsqpy.engine.message`)."""
+    def send_frames(self, frames) -> None:  # pragma: no cover - abstract
+        """Queue complete message frames (see :mod:`nsqpy.engine.message`)."""
         raise NotImplementedError
-
-    def send_frames(self, frames) -> None:
-        for frame in frames:
-            self.send_frame(frame)
 
     def flush(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -220,15 +220,6 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.flush_timer = None
         self.flush()
 
-    def send_frame(self, frame: bytes) -> None:
-        self.out.append(frame)
-        self.out_size += len(frame)
-        if self.out_size >= self.output_buffer_size:
-            self.flush_soon()
-        elif (self.flush_timer is None and not self.flush_scheduled
-              and self.output_buffer_timeout > 0):
-            self.flush_timer = self.loop.call_later(self.output_buffer_timeout, self._timed_flush)
-
     def send_frames(self, frames) -> None:
         self.out += frames
         self.out_size += sum(map(len, frames))
