@@ -3,22 +3,26 @@ import struct
 
 import pytest
 
-from nsqpy.engine.message import (frame_attempts, frame_body, frame_id, frame_timestamp,
-                                  from_record, new_frame, next_delivery, to_record)
+from nsqpy.engine.message import (frame_attempts, frame_head, frame_timestamp, from_record,
+                                  next_delivery, to_record)
 from nsqpy.protocol import encode_message_frame
 
 MID = b"0123456789abcdef"
 TS = 1_700_000_000_123_456_789
 
 
-def test_new_frame_is_the_first_delivery_frame():
+def new_frame(msg_id, body, ts):
+    return frame_head(len(body), ts) + msg_id + body
+
+
+def test_a_published_message_is_its_first_delivery_frame():
     assert new_frame(MID, b"body", TS) == encode_message_frame(TS, 1, MID, b"body")
 
 
 def test_frame_accessors():
     frame = new_frame(MID, b"payload", TS)
-    assert (frame_id(frame), frame_attempts(frame), frame_timestamp(frame),
-            frame_body(frame)) == (MID, 1, TS, b"payload")
+    assert (frame[18:34], frame_attempts(frame), frame_timestamp(frame),
+            frame[34:]) == (MID, 1, TS, b"payload")
 
 
 def test_to_record_is_upstreams_disk_layout_with_attempts_so_far():

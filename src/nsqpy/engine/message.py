@@ -25,18 +25,10 @@ _unpack_record_head = _RECORD_HEAD.unpack_from
 _unpack_ts = struct.Struct(">q").unpack_from
 
 
-def new_frame(msg_id: bytes, body: bytes, timestamp: int) -> bytes:
-    """A freshly published message, ready for its first delivery (attempts 1)."""
-    return _pack_head(len(body) + 30, FRAME_TYPE_MESSAGE, timestamp, 1) + msg_id + body
-
-
 def frame_head(body_len: int, timestamp: int) -> bytes:
-    """The 18 bytes before the id of a first-delivery frame (shared by a batch)."""
+    """The 18 bytes before the id of a freshly published message's frame (attempts 1:
+    ready for its first delivery); ``frame_head(len(body), ts) + id + body``."""
     return _pack_head(body_len + 30, FRAME_TYPE_MESSAGE, timestamp, 1)
-
-
-def frame_id(frame: bytes) -> bytes:
-    return frame[18:34]
 
 
 def frame_attempts(frame: bytes) -> int:
@@ -46,10 +38,6 @@ def frame_attempts(frame: bytes) -> int:
 
 def frame_timestamp(frame: bytes) -> int:
     return _unpack_ts(frame, 8)[0]
-
-
-def frame_body(frame: bytes) -> bytes:
-    return frame[34:]
 
 
 def next_delivery(frame: bytes) -> bytes:
