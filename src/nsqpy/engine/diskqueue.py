@@ -529,7 +529,11 @@ class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
         avail = limit - rpos
         if avail < 64:
             return None
-        chunk = r.read(min(avail, READ_BUFFER_SIZE))
+        try:
+            chunk = r.read(min(avail, READ_BUFFER_SIZE))
+        except OSError:
+            r.seek(rpos)
+            return None                  # get() meets the error again and handles it
         n_chunk = len(chunk)
         lo, hi = self.min_msg_size, self.max_msg_size
         unpack = _len.unpack_from
