@@ -532,7 +532,6 @@ class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
         try:
             chunk = r.read(min(avail, READ_BUFFER_SIZE))
         except OSError:
-            r.seek(rpos)
             return None                  # get() meets the error again and handles it
         n_chunk = len(chunk)
         lo, hi = self.min_msg_size, self.max_msg_size
