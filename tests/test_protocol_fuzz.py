@@ -208,6 +208,45 @@ def test_fuzz_token_soup_gives_commands_or_protocol_error(tokens, cuts, limits):
     check_random_bytes(b"".join(tokens), cuts, limits)
 
 
+def run_with_fin_runs(chunks, limits):
+    """Like run(), but taking FIN runs with take_fins() before each command (as nsqd's
+    connection does once subscribed): the outcome must be the same."""
+    p = CommandParser(limits)
+    out = []
+    try:
+        for chunk in chunks:
+            p.feed(chunk)
+            while True:
+                out.extend(Fin(mid) for mid in p.take_fins())
+                cmd = p.next_command()
+                if cmd is None:
+                    break
+                out.append(cmd)
+        return out, None
+    except ProtocolError as e:
+        return out, e.frame_data()
+
+
+_FIN_SOUP = st.lists(st.sampled_from([
+    b"FIN 0123456789abcdef\n", b"FIN 0123456789abcdef\r\n", b"FIN 01234567 9abcdef\n",
+    b"FIN 012345\n789abcdef\n", b"FIN 0123456789abcde\r\n", b"FIN 0123456789abcdef0\n",
+    b"NOP\n", b"RDY 3\n", b"FIN", b" ", b"\n", b"0123456789abcdef", b"\xff",
+    b"PUB t\n\x00\x00\x00\x01x"]), max_size=30)
+
+
+@FUZZ
+@given(_FIN_SOUP, cut_lists, limits_choice)
+def test_fuzz_take_fins_changes_nothing_but_speed(tokens, cuts, limits):
+    data = b"".join(tokens)
+    assert run_with_fin_runs(split(data, cuts), limits) == run(split(data, cuts), limits)
+
+
+@FUZZ
+@given(st.binary(max_size=200), cut_lists, limits_choice)
+def test_fuzz_take_fins_on_random_bytes_changes_nothing(data, cuts, limits):
+    assert run_with_fin_runs(split(data, cuts), limits) == run(split(data, cuts), limits)
+
+
 @FUZZ
 @given(command_lists, cut_lists, limits_choice)
 def test_fuzz_valid_commands_in_random_chunkings_parse_identically(pairs, cuts, limits):
