@@ -20,8 +20,8 @@ FRAME_TYPE_MESSAGE = 2
 FRAME_OVERHEAD = 8 + 26              # frame header + message header
 _FRAME_HEAD = struct.Struct(">iiqH")  # size, frame type, timestamp, attempts (+ id, body)
 _pack_head = _FRAME_HEAD.pack
-_RECORD_HEAD = struct.Struct(">qH")   # a disk record: timestamp, attempts (+ id, body)
-_unpack_record_head = _RECORD_HEAD.unpack_from
+RECORD_HEAD = struct.Struct(">qH")    # a disk record: timestamp, attempts (+ id, body)
+_unpack_record_head = RECORD_HEAD.unpack_from
 _unpack_ts = struct.Struct(">q").unpack_from
 
 

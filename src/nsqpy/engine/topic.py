@@ -11,8 +11,9 @@ from collections import deque
 from ..protocol.ids import IDGenerationError, IDGenerator, seq_hex
 from .backend import BackendError
 from .channel import Channel
-from .message import frame_head, to_record
+from .message import RECORD_HEAD, frame_head, to_record
 
+_RECORD_HEAD = RECORD_HEAD.pack
 DRAIN_BATCH = 512                # backlog messages moved per loop turn (keeps the loop responsive)
 
 
@@ -49,11 +50,43 @@ class Topic:
         """Publish bodies atomically with respect to validation (all accepted or error)."""
         if self.exiting:
             raise TopicError("exiting")
+        channels = self.channels
+        direct = bool(channels) and not self.paused and self.started and bool(
+            self.mem_queue_size or defer_ms or self.ephemeral) and not self.memory
+        total = len(bodies)
+        # what stays in memory is a frame; what goes straight to this topic's disk queue
+        # is encoded as a disk record at once (no frame to convert)
+        n_frames = total if direct else min(total, max(self.mem_queue_size - len(self.memory), 0))
+        frames, records, nbytes = self._encode(bodies, n_frames)
+        if direct:
+            # every channel gets the same (immutable) frame objects
+            if defer_ms:
+                for ch in channels.values():
+                    for frame in frames:
+                        ch.put(frame, defer_ms)
+            else:
+                for ch in channels.values():
+                    ch.put_many(frames)
+        else:
+            if records:                  # first: if the disk refuses, nothing is accepted
+                self.backend.put_many(records)
+            if frames:
+                if defer_ms:     # a DPUB waiting in memory keeps its delay (on disk it doesn't)
+                    self.memory.extend((f, defer_ms) for f in frames)
+                else:
+                    self.memory.extend(frames)
+            self.schedule_drain()
+        self.message_count += total
+        self.message_bytes += nbytes
+
+    def _encode(self, bodies, n_frames: int):
+        """New ids for ``bodies``: the first ``n_frames`` as first-delivery frames, the
+        rest as disk records (attempts 0).  Returns (frames, records, body bytes)."""
         now = time.time_ns()
         reserve = self.idgen.reserve
         hexes = seq_hex()
         frames = []
-        append = frames.append
+        records = []
         nbytes = 0
         total = len(bodies)
         done = 0
@@ -65,42 +98,22 @@ class Topic:
                 continue
             head_len = -1
             head = b""
+            record_head = _RECORD_HEAD(now, 0) + prefix
+            i = done
             for body in bodies[done:done + count] if done or count < total else bodies:
                 n = len(body)
-                if n != head_len:            # equal sizes share one header + id prefix
-                    head = frame_head(n, now) + prefix
-                    head_len = n
-                append(head + hexes[seq] + body)
+                if i < n_frames:
+                    if n != head_len:        # equal sizes share one header + id prefix
+                        head = frame_head(n, now) + prefix
+                        head_len = n
+                    frames.append(head + hexes[seq] + body)
+                else:
+                    records.append(record_head + hexes[seq] + body)
                 seq += 1
+                i += 1
                 nbytes += n
             done += count
-        channels = self.channels
-        if channels and not self.paused and self.started and (
-                self.mem_queue_size or defer_ms or self.ephemeral) and not self.memory:
-            # every channel gets the same (immutable) frame objects
-            if defer_ms:
-                for ch in channels.values():
-                    for frame in frames:
-                        ch.put(frame, defer_ms)
-            else:
-                for ch in channels.values():
-                    ch.put_many(frames)
-        else:
-            self._enqueue(frames, defer_ms)
-            self.schedule_drain()
-        self.message_count += len(frames)
-        self.message_bytes += nbytes
-
-    def _enqueue(self, frames, defer_ms: int = 0) -> None:
-        room = self.mem_queue_size - len(self.memory)
-        if room > 0:
-            if defer_ms:     # a DPUB waiting in memory keeps its delay (on disk it doesn't)
-                self.memory.extend((f, defer_ms) for f in frames[:room])
-            else:
-                self.memory.extend(frames[:room])
-            frames = frames[room:]
-        if frames:
-            self.backend.put_many([to_record(f) for f in frames])
+        return frames, records, nbytes
 
     # -- moving the backlog to channels --------------------------------------------------------
     def schedule_drain(self) -> None:
