@@ -358,6 +358,22 @@ def run(main: Callable[[], Coroutine[Any, Any, int | None]] | Coroutine[Any, Any
     return 0 if result is None else int(result)
 
 
+def run_tool(tool: str, flags: FlagSet, validate: Callable[[dict[str, Any]], Any],
+             run_opts: Callable[[Any], Coroutine[Any, Any, int | None]],
+             argv: Sequence[str] | None) -> None:
+    """A consumer tool's whole ``main``: parse ``flags`` (``--version`` prints and exits),
+    ``validate`` the values into options, client logging, ``run_opts(options)``."""
+    def body() -> int:
+        values, _rest = parse_args(flags, argv)
+        if values["version"]:
+            print_version(tool)
+            return 0
+        opts = validate(values)
+        setup_client_logging()
+        return run(run_opts(opts))
+    main_guard(body)
+
+
 def main_guard(fn: Callable[[], Any]) -> None:
     """Run a tool's synchronous ``main`` body: exit with its return code; an unexpected
     exception is one fatal line, not a traceback; a closed stdout exits quietly."""

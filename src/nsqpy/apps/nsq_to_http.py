@@ -295,18 +295,8 @@ async def _run(opts: Options) -> int:
     return 0
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    values, _rest = common.parse_args(build_flags(), argv)
-    if values["version"]:
-        common.print_version(TOOL)
-        return 0
-    opts = validate(values)
-    common.setup_client_logging()
-    return common.run(_run(opts))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    common.main_guard(lambda: _main(argv))
+    common.run_tool(TOOL, build_flags(), validate, _run, argv)
 
 
 if __name__ == "__main__":
