@@ -33,10 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import command as _command  # noqa: E402
-from benchlib import env as _env  # noqa: E402
-from benchlib import proc_status as _proc_status  # noqa: E402
-from benchlib import stop as _stop  # noqa: E402
+from benchlib import command, env, proc_status, stop  # noqa: E402
 RESULT_RE = re.compile(r"duration: (\S+) - ([0-9.]+)mb/s - ([0-9.]+)ops/s - ([0-9.]+|inf)us/op")
 LISTEN_RE = re.compile(r"TCP: listening on (\S+):(\d+)")
 
@@ -44,11 +41,11 @@ LISTEN_RE = re.compile(r"TCP: listening on (\S+):(\d+)")
 class Nsqd:
     def __init__(self, extra: list[str]) -> None:
         self.data_path = tempfile.mkdtemp(prefix="nsqpy-bench-")
-        cmd = _command("nsqd", "nsqpy.nsqd.main") + [
+        cmd = command("nsqd", "nsqpy.nsqd.main") + [
             "--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0",
             f"--data-path={self.data_path}", *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=_env(), text=True)
+                                     env=env(), text=True)
         self.tcp_address = None
         self.log_tail: list[str] = []
         found = threading.Event()
@@ -68,20 +65,20 @@ class Nsqd:
             self.stop()
             raise RuntimeError("nsqd did not report its TCP address:\n" + "".join(self.log_tail))
         time.sleep(0.3)  # let startup allocations settle
-        self.idle_rss = _proc_status(self.proc.pid, "VmRSS")
+        self.idle_rss = proc_status(self.proc.pid, "VmRSS")
 
     def peak_rss(self) -> int:
-        return _proc_status(self.proc.pid, "VmHWM")
+        return proc_status(self.proc.pid, "VmHWM")
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop(self.proc)
         shutil.rmtree(self.data_path, ignore_errors=True)
 
 
 def _start_tool(tool: str, nsqd: Nsqd, args: list[str]) -> subprocess.Popen:
-    cmd = _command(tool, f"nsqpy.bench.{tool.split('_')[1]}") + [
+    cmd = command(tool, f"nsqpy.bench.{tool.split('_')[1]}") + [
         f"--nsqd-tcp-address={nsqd.tcp_address}", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(),
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env(),
                             text=True)
 
 
