@@ -27,7 +27,18 @@ class Backend:
         return self.dq.depth
 
     def put(self, data: bytes) -> None:
-        self._write(self.dq.put, data)
+        dq = self.dq
+        try:
+            dq.put(data)
+        except OSError as e:
+            self.broker.disk_failed(e)
+            raise BackendError(str(e)) from e
+        broker = self.broker
+        if broker.health_error is not None:
+            broker.disk_ok()
+        broker.dirty_backends.add(self)
+        if dq._need_sync or dq._count >= dq.sync_every:     # dq.sync_due(), inlined
+            self.sync_soon()
 
     def put_many(self, datas) -> None:
         self._write(self.dq.put_many, datas)

@@ -289,9 +289,11 @@ class DiskQueue(DiskQueueRecovery, DiskQueueMetadata):
         off = wf.flushed
         done = 0
         try:
-            with memoryview(buf) as mv:
-                while done < total:
-                    done += _pwrite(wf.fd, mv[done:], off + done)
+            done = _pwrite(wf.fd, buf, off)
+            if done < total:                 # a short write: go on from where it stopped
+                with memoryview(buf) as mv:
+                    while done < total:
+                        done += _pwrite(wf.fd, mv[done:], off + done)
         except OSError:
             if done:
                 # no half record may stay behind the last complete one (a restart would

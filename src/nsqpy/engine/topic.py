@@ -8,7 +8,7 @@ moves the backlog to the channels once there are some.
 import time
 from collections import deque
 
-from ..protocol.ids import IDGenerationError, IDGenerator, seq_hex
+from ..protocol.ids import SEQ_HEX, IDGenerationError, IDGenerator, seq_hex
 from .backend import BackendError
 from .channel import Channel
 from .message import RECORD_HEAD, frame_head, to_record
@@ -44,7 +44,34 @@ class Topic:
 
     # -- publishing --------------------------------------------------------------------------
     def put(self, body: bytes, defer_ms: int = 0) -> None:
-        self.put_many((body,), defer_ms)
+        """One message (HTTP /pub, TCP PUB/DPUB): put_many's rules, without its lists."""
+        if self.exiting:
+            raise TopicError("exiting")
+        now = time.time_ns()
+        try:
+            prefix, seq, _ = self.idgen.reserve(1)
+        except IDGenerationError:
+            self.put_many((body,), defer_ms)     # sleeps and retries
+            return
+        ident = prefix + (SEQ_HEX or seq_hex())[seq]
+        n = len(body)
+        memory = self.memory
+        channels = self.channels
+        if channels and not memory and not self.paused and self.started and (
+                self.mem_queue_size or defer_ms or self.ephemeral):
+            frame = frame_head(n, now) + ident + body
+            for ch in channels.values():
+                ch.put(frame, defer_ms)
+        else:
+            if len(memory) < self.mem_queue_size:
+                frame = frame_head(n, now) + ident + body
+                memory.append((frame, defer_ms) if defer_ms else frame)
+            else:
+                self.backend.put(_RECORD_HEAD(now, 0) + ident + body)
+            if not self._drain_scheduled and channels:
+                self.schedule_drain()
+        self.message_count += 1
+        self.message_bytes += n
 
     def put_many(self, bodies, defer_ms: int = 0) -> None:
         """Publish bodies atomically with respect to validation (all accepted or error)."""

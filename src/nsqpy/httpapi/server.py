@@ -171,6 +171,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.server = server
         self.handler = server.handler
         self.loop = server.loop
+        self._poke = server.poke   # BusyPoll.poke, or None
         self.transport = None
         self.peername = None
         self._buf = bytearray()    # unparsed input (a partial head, or pipelined requests)
@@ -231,6 +232,8 @@ class HTTPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._poke is not None:
+            self._poke()
         if self._body is not None:
             data = self._feed_body(data)
             if not data:
@@ -579,8 +582,13 @@ class HTTPServerHandle:
     """A running listener: ``await handle.close()`` stops it. ``api`` is the object that
     was passed to :func:`serve` (the daemon's API, for tests and introspection)."""
 
-    def __init__(self, handler, loop, api=None, eager: bool = True, sync_handler=None):
+    def __init__(self, handler, loop, api=None, eager: bool = True, sync_handler=None,
+                 busy_poll: bool = False):
         self.handler = handler
+        self.poke = None
+        if busy_poll:
+            from ..busypoll import busy_poll as _busy_poll
+            self.poke = _busy_poll(loop).poke
         self.sync_handler = sync_handler
         self.loop = loop
         self.api = api
@@ -632,14 +640,15 @@ class HTTPServerHandle:
 
 async def serve(handler, *, host: str | None = None, port: int | None = None, ssl=None,
                 sock=None, path: str | None = None, api=None, eager: bool = True,
-                sync_handler=None) -> HTTPServerHandle:
+                sync_handler=None, busy_poll: bool = False) -> HTTPServerHandle:
     """Serve ``await handler(request)`` on ``host:port`` (``ssl``: an SSLContext for
     HTTPS), on the bound listening socket ``sock``, or on the unix socket ``path``.
     ``eager``: start each handler synchronously (handlers that need ``current_task()``
     before their first suspension — aiohttp's client timeouts — need ``eager=False``).
-    ``sync_handler(request)``: tried first; its response, or None to run ``handler``."""
+    ``sync_handler(request)``: tried first; its response, or None to run ``handler``.
+    ``busy_poll``: poll instead of sleeping between dense requests (:mod:`nsqpy.busypoll`)."""
     loop = asyncio.get_running_loop()
-    handle = HTTPServerHandle(handler, loop, api, eager, sync_handler)
+    handle = HTTPServerHandle(handler, loop, api, eager, sync_handler, busy_poll)
     factory = handle.protocol
     if path is not None:
         server = await loop.create_unix_server(factory, path=path, backlog=1024, ssl=ssl)

@@ -13,6 +13,7 @@ import time
 
 from .. import version_string
 from ..engine.broker import Broker
+from ..busypoll import busy_poll
 from ..listen import create_tcp_server
 from ..protocol.commands import Limits
 from ..protocol.identify import IdentifyConfig, ServerFeatures
@@ -58,6 +59,7 @@ class NSQD:
         self.start_time = self.start_time_ns // 1_000_000_000
         self.broker = Broker(opts, log)
         self.clients = set()
+        self.busy_poll = None       # the loop's BusyPoll, set by start()
         self.auth = new_authorizer(opts, log)
         self.limits = Limits(max_msg_size=opts.max_msg_size, max_body_size=opts.max_body_size,
                              max_rdy_count=opts.max_rdy_count,
@@ -146,6 +148,7 @@ class NSQD:
         except OSError as e:
             raise StartupError(f"failed to persist metadata - {e}") from None
         loop = asyncio.get_running_loop()
+        self.busy_poll = busy_poll(loop)
         host, port = split_host_port(opts.tcp_address)
         try:
             self.tcp_server = await create_tcp_server(loop, lambda: ClientV2(self), host, port)

@@ -442,5 +442,5 @@ async def start_http_server(nsqd, host: str, port: int, ssl_context=None):
     memstats.install()
     api = HTTPAPI(nsqd, tls_enabled=ssl_context is not None)
     handle = await serve(api.handle, host=host, port=port, ssl=ssl_context, api=api,
-                         sync_handler=api.handle_sync)
+                         sync_handler=api.handle_sync, busy_poll=True)
     return handle, handle.sockets[0].getsockname()[1]

@@ -39,6 +39,7 @@ class ClientV2(asyncio.Protocol, Consumer):
         self.broker = nsqd.broker
         self.log = nsqd.log
         opts = nsqd.opts
+        self.poke = nsqd.busy_poll.poke
         self.transport = None
         self.magic = b""
         self.parser = cmds.CommandParser(nsqd.limits, self._precheck, self._mpub_precheck)
@@ -258,6 +259,7 @@ class ClientV2(asyncio.Protocol, Consumer):
             if not data:
                 return
         self.last_read = monotonic()
+        self.poke()
         decoder = self.decoder
         if decoder is None:
             self.parser.feed(data)

@@ -47,7 +47,8 @@ class ErrIDBackwards(IDGenerationError):
 class IDGenerator:
     """One generator per topic. ``clock`` returns Unix time in nanoseconds."""
 
-    __slots__ = ("node_id", "_node_bits", "_clock", "_last_ts", "_sequence", "_last_id")
+    __slots__ = ("node_id", "_node_bits", "_clock", "_last_ts", "_sequence", "_last_id",
+                 "_prefix", "_prefix_base")
 
     def __init__(self, node_id: int, clock=time.time_ns) -> None:
         if not 0 <= node_id < 1024:
@@ -58,6 +59,8 @@ class IDGenerator:
         self._last_ts = -1
         self._sequence = 0
         self._last_id = 0  # like Go: an id of 0 is never produced
+        self._prefix = b""      # reserve(): the id prefix of ``_prefix_base`` (a time unit)
+        self._prefix_base = -1
 
     def next_int(self) -> int:
         """The next id as an integer (raises :class:`IDGenerationError`)."""
@@ -108,7 +111,10 @@ class IDGenerator:
         count = min(n, _SEQUENCE_MASK + 1 - first)
         self._sequence = first + count - 1
         self._last_id = base | (first + count - 1)
-        return (b"%016x" % base)[:13], first, count
+        if base != self._prefix_base:
+            self._prefix = (b"%016x" % base)[:13]
+            self._prefix_base = base
+        return self._prefix, first, count
 
 
 SEQ_HEX: list = []
