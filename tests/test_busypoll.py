@@ -38,14 +38,12 @@ def test_two_close_reads_start_polling_and_it_stops_after_the_window(monkeypatch
         bp.poke()
         bp.poke()
         assert bp.polling
-        t0 = time.perf_counter()
         await asyncio.sleep(WINDOW * 10)   # nothing else to do: the loop would sleep
         assert not bp.polling
         stopped_polls = polls
         assert stopped_polls > 10          # it polled instead of sleeping...
         await asyncio.sleep(WINDOW * 10)
         assert polls == stopped_polls      # ...and stopped after the window
-        assert time.perf_counter() - t0 >= WINDOW * 20
     _run(main())
 
 
