@@ -5,6 +5,8 @@ import struct
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nsqpy.protocol import (
     CLOSE_WAIT_FRAME, FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE, FRAME_TYPE_RESPONSE,
@@ -260,6 +262,40 @@ def test_id_reserve_stops_at_the_end_of_the_time_unit():
         g.reserve(1)
     clock.ns += 1 << 20
     assert [int(i, 16) & 0xFFF for i in _reserved_ids(g, 2)] == [0, 1]
+
+
+@given(st.lists(st.sampled_from(["id", "id", "id", "id", "tick", "back", "burst"]),
+                max_size=80))
+@settings(max_examples=200, deadline=None)
+def test_id_one_behaves_as_next_id(steps):
+    """one() (the single-publish path) gives next_id's ids and raises where it raises,
+    across time units, a clock going backwards and an exhausted sequence."""
+    clock_a, clock_b = FakeClock((TWEPOCH + 11) << 20), FakeClock((TWEPOCH + 11) << 20)
+    a, b = IDGenerator(42, clock=clock_a), IDGenerator(42, clock=clock_b)
+
+    def both(fa, fb):
+        try:
+            ra = fa()
+        except IDGenerationError as e:
+            ra = type(e)
+        try:
+            rb = fb()
+        except IDGenerationError as e:
+            rb = type(e)
+        assert ra == rb
+
+    for step in steps:
+        if step == "tick":
+            clock_a.ns += 1 << 20
+            clock_b.ns += 1 << 20
+        elif step == "back":
+            clock_a.ns -= 1 << 20
+            clock_b.ns -= 1 << 20
+        elif step == "burst":
+            for _ in range(1500):
+                both(a.one, b.next_id)
+        else:
+            both(a.one, b.next_id)
 
 
 def test_id_reserve_refuses_a_clock_going_backwards():

@@ -8,7 +8,7 @@ moves the backlog to the channels once there are some.
 import time
 from collections import deque
 
-from ..protocol.ids import SEQ_HEX, IDGenerationError, IDGenerator, seq_hex
+from ..protocol.ids import IDGenerationError, IDGenerator, seq_hex
 from .backend import BackendError
 from .channel import Channel
 from .message import RECORD_HEAD, frame_head, to_record
@@ -49,11 +49,10 @@ class Topic:
             raise TopicError("exiting")
         now = time.time_ns()
         try:
-            prefix, seq, _ = self.idgen.reserve(1)
+            ident = self.idgen.one()
         except IDGenerationError:
             self.put_many((body,), defer_ms)     # sleeps and retries
             return
-        ident = prefix + (SEQ_HEX or seq_hex())[seq]
         n = len(body)
         memory = self.memory
         channels = self.channels

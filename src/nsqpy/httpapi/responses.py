@@ -70,6 +70,18 @@ class Resp:
             h = self._headers = Headers(self._given)
         return h
 
+    @classmethod
+    def ok(cls, body: bytes, headers) -> "Resp":
+        """A 200 with ``body`` (bytes) and FrozenHeaders: the hot path of v1_ok."""
+        r = cls.__new__(cls)
+        r.status = 200
+        r.reason = None
+        r.body = body
+        r._given = headers
+        r._headers = None
+        r.close = False
+        return r
+
     def force_close(self) -> None:
         self.close = True
 
@@ -102,6 +114,8 @@ def v1_ok(result) -> Resp:
         return Resp(status=200, body=b"", headers=_V1_HEADERS)
     if isinstance(result, str):
         result = result.encode("utf-8", "surrogateescape")
+    if result.__class__ is bytes:
+        return Resp.ok(result, _V1_TEXT_HEADERS if result else _V1_HEADERS)
     if isinstance(result, (bytes, bytearray)):
         return Resp(status=200, body=result,
                     headers=_V1_TEXT_HEADERS if result else _V1_HEADERS)

@@ -86,6 +86,22 @@ class IDGenerator:
         """The next id as 16 lowercase hex ASCII bytes (raises :class:`IDGenerationError`)."""
         return b"%016x" % self.next_int()
 
+    def one(self) -> bytes:
+        """The next id as 16 hex bytes, like :meth:`next_id` (raises the same errors):
+        within the time unit of the last id, from the cached prefix."""
+        ts = self._clock() >> 20
+        if ts == self._last_ts:
+            seq = self._sequence + 1
+            base = self._prefix_base
+            if seq <= _SEQUENCE_MASK and base >> _TIMESTAMP_SHIFT == ts - TWEPOCH:
+                ident = base | seq
+                if ident > self._last_id:
+                    self._sequence = seq
+                    self._last_id = ident
+                    return self._prefix + (SEQ_HEX or seq_hex())[seq]
+        prefix, seq, _ = self.reserve(1)
+        return prefix + (SEQ_HEX or seq_hex())[seq]
+
     def reserve(self, n: int) -> tuple[bytes, int, int]:
         """Up to ``n`` consecutive ids of the current time unit in one call, as
         ``(prefix, first_seq, count)``: id ``i`` is ``prefix + SEQ_HEX[first_seq + i]``
