@@ -58,7 +58,7 @@ class BusyPoll:
         if self.active:
             self.active = False
             self.last = now
-        elif now - self.last >= self.window or self.loop.is_closed():
+        elif now - self.last >= self.window:
             self.polling = False
             return
         self.loop.call_soon(self._poll)
