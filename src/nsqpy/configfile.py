@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, TextIO
 
-from .goflags import (Flag, FlagSet, GoNumError, go_fmt_s, go_fmt_v, parse_go_bool,
-                      parse_go_float, parse_go_int)
+from .goflags import Flag, FlagSet
+from .gostrconv import GoNumError, go_fmt_s, go_fmt_v, parse_go_bool, parse_go_float, parse_go_int
 from .gotime import MILLISECOND, parse_duration
 
 __all__ = ["ConfigError", "load_config_file", "resolve", "coerce_config_value", "go_os_error"]

@@ -16,7 +16,8 @@ import socket
 import sys
 from typing import Any, Callable
 
-from .goflags import FlagExit, FlagSet, go_fmt_v
+from .goflags import FlagExit, FlagSet
+from .gostrconv import go_fmt_v
 from .log import LEVEL_LABELS, LEVEL_NAMES, Logger, parse_log_level
 
 __all__ = ["LOG_LEVEL_HELP", "check_config_log_level", "define_log_level", "os_hostname",

@@ -19,7 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from ..goflags import FlagSet, parse_go_int
+from ..goflags import FlagSet
+from ..gostrconv import parse_go_int
 from ..gotime import SECOND
 from . import common
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..client import Config, Message, Producer
-from ..goflags import FlagSet, GoNumError, parse_go_float
+from ..goflags import FlagSet
+from ..gostrconv import GoNumError, parse_go_float
 from ..gojson import go_json
 from ..protocol.names import is_valid_channel_name, is_valid_topic_name
 from . import common

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 
 from ..configfile import ConfigError, go_os_error
 from ..daemon_main import define_log_level, parse_flags_and_config
-from ..goflags import FlagExit, FlagSet, go_json_string
+from ..goflags import FlagExit, FlagSet
+from ..gostrconv import go_json_string
 from ..gotime import SECOND
 from ..log import parse_log_level
 

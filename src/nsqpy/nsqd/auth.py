@@ -43,7 +43,7 @@ import random
 import time
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-from ..goflags import go_json_string
+from ..gostrconv import go_json_string
 from ..goregexp import GoRegexpError, compile_go_regexp  # noqa: F401 (re-exported)
 from ..protocol.errors import ProtocolError
 from ..protocol.goquote import go_quote

@@ -13,8 +13,9 @@ from typing import Any, Callable
 from .. import version_string
 from ..configfile import ConfigError, go_os_error, load_config_file, resolve
 from ..daemon_main import check_config_log_level, define_log_level, os_hostname
-from ..goflags import (KEEP, FlagExit, FlagSet, GoNumError, go_fmt_v, go_json_float,
-                       go_json_string, go_quote, parse_go_bool, parse_go_int)
+from ..goflags import KEEP, FlagExit, FlagSet
+from ..gostrconv import (GoNumError, go_fmt_v, go_json_float, go_json_string, go_quote,
+                         parse_go_bool, parse_go_int)
 from ..gotime import HOUR, MILLISECOND, MINUTE, SECOND
 from ..log import parse_log_level
 

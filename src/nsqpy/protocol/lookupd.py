@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ..goflags import go_json_string
+from ..gostrconv import go_json_string
 from .names import is_valid_channel_name, is_valid_topic_name
 
 __all__ = [
