@@ -27,33 +27,30 @@ class Backend:
         return self.dq.depth
 
     def put(self, data: bytes) -> None:
-        dq = self.dq
         try:
-            dq.put(data)
+            self.dq.put(data)
         except OSError as e:
-            self.broker.disk_failed(e)
-            raise BackendError(str(e)) from e
-        broker = self.broker
-        if broker.health_error is not None:
-            broker.disk_ok()
-        broker.dirty_backends.add(self)
-        if dq._need_sync or dq._count >= dq.sync_every:     # dq.sync_due(), inlined
-            self.sync_soon()
+            self._write_failed(e)
+        self._written()
 
     def put_many(self, datas) -> None:
-        self._write(self.dq.put_many, datas)
-
-    def _write(self, write, arg) -> None:
         try:
-            write(arg)
+            self.dq.put_many(datas)
         except OSError as e:
-            self.broker.disk_failed(e)
-            raise BackendError(str(e)) from e
+            self._write_failed(e)
+        self._written()
+
+    def _write_failed(self, e: OSError) -> None:
+        self.broker.disk_failed(e)
+        raise BackendError(str(e)) from e
+
+    def _written(self) -> None:
         broker = self.broker
         if broker.health_error is not None:
             broker.disk_ok()
         broker.dirty_backends.add(self)        # the --sync-timeout timer looks only at these
-        if self.dq.sync_due():
+        dq = self.dq
+        if dq._need_sync or dq._count >= dq.sync_every:     # dq.sync_due(), inlined
             self.sync_soon()
 
     def get(self):
