@@ -26,6 +26,7 @@ import socket
 import time
 import types
 
+from ..busypoll import busy_poll as _busy_poll
 from .body import Body
 from .h1 import (MAX_HEADER_BYTES, ChunkedDecoder, Headers, ParseError, body_framing,
                  error_response, find_head_end, parse_head, response_head)
@@ -585,10 +586,7 @@ class HTTPServerHandle:
     def __init__(self, handler, loop, api=None, eager: bool = True, sync_handler=None,
                  busy_poll: bool = False):
         self.handler = handler
-        self.poke = None
-        if busy_poll:
-            from ..busypoll import busy_poll as _busy_poll
-            self.poke = _busy_poll(loop).poke
+        self.poke = _busy_poll(loop).poke if busy_poll else None
         self.sync_handler = sync_handler
         self.loop = loop
         self.api = api
