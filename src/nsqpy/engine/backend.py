@@ -49,8 +49,7 @@ class Backend:
         if broker.health_error is not None:
             broker.disk_ok()
         broker.dirty_backends.add(self)        # the --sync-timeout timer looks only at these
-        dq = self.dq
-        if dq._need_sync or dq._count >= dq.sync_every:     # dq.sync_due(), inlined
+        if self.dq.sync_due():
             self.sync_soon()
 
     def get(self):
